@@ -1,0 +1,42 @@
+//! Spar's connectors: how Spar talks to the systems that hold data.
+//!
+//! # Layout
+//!
+//! - [`connector`]: the [`Connector`] trait. One value serves one replica of
+//!   one source: discovery (schemas, tables, Arrow schemas, statistics,
+//!   indexes), a health check and `execute(sql) -> stream of RecordBatch`.
+//! - [`dialect`]: [`SqlDialect`], how a source spells SQL (built on
+//!   DataFusion's unparser dialects) and what it can run ([`Capabilities`]).
+//! - [`metadata`]: plain data the planner reads ([`TableMeta`],
+//!   [`TableStats`], [`IndexMeta`]).
+//! - [`error`]: [`ConnectorError`], split by [`ConnectorError::is_retryable`].
+//! - `sqlite` (feature `sqlite`): SQLite files through rusqlite, on blocking
+//!   threads.
+//! - `postgres` (feature `postgres`): PostgreSQL through tokio-postgres,
+//!   pooled, results as binary `COPY` decoded into Arrow.
+//! - `mysql` (feature `mysql`): MySQL and MariaDB through mysql_async,
+//!   pooled, binary protocol, streamed from a reader task.
+//! - `file` (feature `files`): Parquet, CSV and JSON files through
+//!   DataFusion listing tables over object_store (local paths and `s3://`).
+//!
+//! The planner depends on this crate with default features off, so it
+//! never compiles a driver.
+
+pub mod connector;
+pub mod dialect;
+pub mod error;
+pub mod metadata;
+
+#[cfg(feature = "files")]
+pub mod file;
+#[cfg(feature = "mysql")]
+pub mod mysql;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub use connector::{Connector, ReplicaRole, ReplicaStatus};
+pub use dialect::{Capabilities, SqlDialect};
+pub use error::{ConnectorError, Result};
+pub use metadata::{ColumnStats, IndexMeta, TableKind, TableMeta, TableName, TableStats};

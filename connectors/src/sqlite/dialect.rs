@@ -1,0 +1,77 @@
+//! SQLite's spelling and capabilities.
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::logical_expr::Expr;
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::unparser::dialect::{Dialect, SqliteDialect};
+
+use crate::dialect::{Capabilities, SqlDialect};
+
+/// SQLite as a fragment target.
+///
+/// Spelling is DataFusion's [`SqliteDialect`] (backtick quoting), with one
+/// correction: a date literal is spelled as the text `'YYYY-MM-DD'`, which
+/// compares correctly with the ISO text that the type mapping requires in
+/// `DATE` columns. (The unparser writes `CAST('…' AS DATE)`, which SQLite
+/// evaluates to the number 1995 for `'1995-03-15'`.)
+///
+/// Not pushed (the core of [`SqlDialect::supports_expr`] leaves them out),
+/// because SQLite's answer differs from DataFusion's:
+/// `LIKE` (case-insensitive for ASCII in SQLite), casts (SQLite's `CAST` to
+/// a NUMERIC type keeps only a leading number), arithmetic (integer
+/// overflow turns into REAL in SQLite) and timestamp literals (stored text
+/// may use `T` or a space).
+#[derive(Debug, Default)]
+pub struct SqliteSqlDialect;
+
+/// DataFusion's unparser dialect (a unit struct without `Debug`).
+static UNPARSER: SqliteDialect = SqliteDialect {};
+
+impl SqlDialect for SqliteSqlDialect {
+    fn name(&self) -> &str {
+        "sqlite"
+    }
+
+    fn unparser(&self) -> &dyn Dialect {
+        &UNPARSER
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            filter: true,
+            limit: true,
+            ..Capabilities::SCAN_ONLY
+        }
+    }
+
+    fn prepare_expr(&self, expr: Expr) -> datafusion::error::Result<Expr> {
+        expr.transform(|e| {
+            Ok(match e {
+                Expr::Literal(ScalarValue::Date32(Some(days)), meta) => {
+                    let text = ScalarValue::Date32(Some(days)).to_string();
+                    Transformed::yes(Expr::Literal(ScalarValue::Utf8(Some(text)), meta))
+                }
+                other => Transformed::no(other),
+            })
+        })
+        .map(|t| t.data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::logical_expr::{col, lit};
+
+    #[test]
+    fn dates_are_spelled_as_iso_text() -> datafusion::error::Result<()> {
+        let d = SqliteSqlDialect;
+        let expr = col("o_orderdate").lt(lit(ScalarValue::Date32(Some(9204))));
+        let fixed = d.prepare_expr(expr)?;
+        let sql = datafusion::sql::unparser::Unparser::new(d.unparser())
+            .expr_to_sql(&fixed)?
+            .to_string();
+        assert_eq!(sql, "(`o_orderdate` < '1995-03-15')");
+        Ok(())
+    }
+}

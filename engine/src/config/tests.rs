@@ -1,0 +1,149 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config> {
+    Config::from_toml(text, "spar.toml", Path::new("/etc/spar"))
+}
+
+fn error(text: &str) -> String {
+    match parse(text) {
+        Ok(c) => panic!("expected an error, got {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn reads_the_documented_shape() -> Result<()> {
+    std::env::set_var("SPAR_TEST_DIR", "mnt");
+    let c = parse(
+        r#"
+        search_path = ["sales.main", "catalog.main"]
+        [sources.sales]
+        kind = "sqlite"
+        replicas = ["data/sales.db", "/${SPAR_TEST_DIR}/copy.db"]
+        policy = "round_robin"
+        batch_size = 100
+        [sources.catalog]
+        kind = "files"
+        location = "s3://bucket/catalog/"
+        format = "csv"
+        [sources.catalog.s3]
+        endpoint = "http://127.0.0.1:9000"
+        allow_http = true
+        "#,
+    )?;
+    assert_eq!(
+        c.search_path[1],
+        SchemaPath {
+            source: "catalog".into(),
+            schema: "main".into()
+        }
+    );
+    let SourceConfig::Sqlite(s) = &c.sources["sales"] else {
+        panic!("sales is sqlite")
+    };
+    assert_eq!(
+        s.replicas,
+        vec![
+            PathBuf::from("/etc/spar/data/sales.db"),
+            PathBuf::from("/mnt/copy.db")
+        ]
+    );
+    assert_eq!(s.policy, Policy::RoundRobin);
+    assert_eq!(s.batch_size, 100);
+    let SourceConfig::Files(f) = &c.sources["catalog"] else {
+        panic!("catalog is files")
+    };
+    assert_eq!(f.location, "s3://bucket/catalog/");
+    assert_eq!(f.format, FileFormatKind::Csv);
+    assert_eq!(f.s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+    assert!(f.s3.allow_http);
+    Ok(())
+}
+
+#[test]
+fn errors_name_the_key() {
+    let e = error("[sources.sales]\nkind = \"oracle\"\nreplicas = []\n");
+    assert!(
+        e.starts_with("spar.toml: `sources.sales.kind`: expected one of"),
+        "{e}"
+    );
+
+    let e = error("[sources.sales]\nkind = \"sqlite\"\nreplicas = [\"a.db\"]\npolcy = \"x\"\n");
+    assert!(e.contains("spar.toml:4:1") && e.contains("`polcy`"), "{e}");
+
+    let e =
+        error("[sources.sales]\nkind = \"sqlite\"\nreplicas = [\"a.db\"]\npolicy = \"fastest\"\n");
+    assert!(
+        e.contains("`sources.sales.policy`") && e.contains("primary_first"),
+        "{e}"
+    );
+
+    let e = error("[sources.sales]\nkind = \"sqlite\"\n");
+    assert!(e.contains("`sources.sales.replicas`: missing"), "{e}");
+
+    let e = error("[sources.sales]\nkind = \"sqlite\"\nreplicas = []\n");
+    assert!(
+        e.contains("`sources.sales.replicas`: expected at least one"),
+        "{e}"
+    );
+
+    let e = error("search_path = [\"sales\"]\n");
+    assert!(
+        e.contains("`search_path[0]`") && e.contains("source.schema"),
+        "{e}"
+    );
+
+    let e = error("search_path = [\"nope.main\"]\n");
+    assert!(e.contains("no source named `nope`"), "{e}");
+
+    let e = error("[sources.c]\nkind = \"files\"\nlocation = \"x\"\nformat = \"avro\"\n");
+    assert!(
+        e.contains("`sources.c.format`") && e.contains("\"avro\""),
+        "{e}"
+    );
+
+    let e = error("[sources.c]\nkind = \"files\"\nlocation = \"${SPAR_TEST_SURELY_UNSET}\"\n");
+    assert!(
+        e.contains("`sources.c.location`") && e.contains("SPAR_TEST_SURELY_UNSET"),
+        "{e}"
+    );
+
+    let e = error("[sources.spar]\nkind = \"files\"\nlocation = \"x\"\n");
+    assert!(e.contains("cannot name a source"), "{e}");
+
+    let e = error("search_path = \"sales.main\"\n");
+    assert!(e.contains("search_path") || e.contains("sequence"), "{e}");
+
+    let e = error("[sources.sales\nkind = 1");
+    assert!(e.starts_with("spar.toml:1:"), "{e}");
+}
+
+#[test]
+fn postgres_sources_keep_passwords_out_of_debug_output() -> Result<()> {
+    std::env::set_var("SPAR_TEST_PG_PW", "s3cr3t");
+    let c = parse("[sources.crm]\nkind = \"postgres\"\nreplicas = [\"postgres://spar:${SPAR_TEST_PG_PW}@127.0.0.1/crm\"]\npolicy = \"least_latency\"\n")?;
+    let SourceConfig::Postgres(p) = &c.sources["crm"] else {
+        panic!("postgres")
+    };
+    assert_eq!(
+        p.replicas,
+        vec!["postgres://spar:s3cr3t@127.0.0.1/crm".to_string()]
+    );
+    assert_eq!(p.policy, Policy::LeastLatency);
+    assert!(!format!("{c:?}").contains("s3cr3t"));
+    Ok(())
+}
+
+#[test]
+fn secrets_from_the_environment_stay_hidden() -> Result<()> {
+    std::env::set_var("SPAR_TEST_SECRET", "hunter2");
+    let c = parse(
+        "[sources.c]\nkind = \"files\"\nlocation = \"s3://b/p\"\n[sources.c.s3]\nsecret_access_key = \"${SPAR_TEST_SECRET}\"\n",
+    )?;
+    let SourceConfig::Files(f) = &c.sources["c"] else {
+        panic!("files")
+    };
+    assert_eq!(f.s3.secret_access_key.as_deref(), Some("hunter2"));
+    assert!(!format!("{c:?}").contains("hunter2"));
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! `Engine`: the registered sources and everything sessions share.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use spar_planner::SparQueryPlanner;
+
+use crate::catalog::{
+    build_source, SearchPathCatalog, SourceInfo, DEFAULT_CATALOG, SEARCH_PATH_SCHEMA,
+};
+use crate::config::{Config, SchemaPath, SourceConfig};
+use crate::error::{EngineError, Result};
+use crate::session::Session;
+
+/// A Spar engine: its sources (as DataFusion catalogs) and the runtime that
+/// sessions share. Cheap to clone; clones share everything.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// use spar_engine::Engine;
+/// let engine = Engine::from_file("spar.toml").await?;
+/// let batches = engine.session().sql("SELECT count(*) FROM orders").await?.collect().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    catalogs: Arc<MemoryCatalogProviderList>,
+    runtime: Arc<RuntimeEnv>,
+    search_path: Vec<SchemaPath>,
+    /// Registered sources by name; written only by `register_source`.
+    sources: RwLock<BTreeMap<String, SourceInfo>>,
+}
+
+/// Builds an [`Engine`] in code, as an alternative to `spar.toml`.
+#[derive(Debug, Default)]
+pub struct EngineBuilder {
+    config: Config,
+}
+
+impl EngineBuilder {
+    /// Adds a source.
+    pub fn with_source(mut self, name: impl Into<String>, source: SourceConfig) -> Self {
+        self.config.sources.insert(name.into(), source);
+        self
+    }
+
+    /// Sets the search path from `"source.schema"` entries.
+    pub fn with_search_path<S: AsRef<str>>(mut self, entries: impl IntoIterator<Item = S>) -> Self {
+        self.config.search_path = entries
+            .into_iter()
+            .map(|e| {
+                let (source, schema) = e.as_ref().split_once('.').unwrap_or((e.as_ref(), ""));
+                SchemaPath {
+                    source: source.to_string(),
+                    schema: schema.to_string(),
+                }
+            })
+            .collect();
+        self
+    }
+
+    /// Validates the settings, connects to every source and reads its
+    /// metadata.
+    pub async fn build(self) -> Result<Engine> {
+        for (i, p) in self.config.search_path.iter().enumerate() {
+            if p.schema.is_empty() {
+                return Err(EngineError::Config {
+                    origin: "configuration".into(),
+                    key: format!("search_path[{i}]"),
+                    message: format!("expected \"source.schema\", found \"{}\"", p.source),
+                });
+            }
+        }
+        self.config.validate("configuration")?;
+        Engine::from_config(self.config).await
+    }
+}
+
+impl Engine {
+    /// A builder for an engine configured in code.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// Reads `spar.toml` at `path` and starts an engine from it.
+    pub async fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_config(Config::from_file(path)?).await
+    }
+
+    /// Starts an engine from a validated configuration: connects to every
+    /// source and reads its metadata.
+    pub async fn from_config(config: Config) -> Result<Self> {
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        let list: Arc<dyn CatalogProviderList> =
+            Arc::clone(&catalogs) as Arc<dyn CatalogProviderList>;
+        catalogs.register_catalog(
+            DEFAULT_CATALOG.to_string(),
+            Arc::new(SearchPathCatalog::new(config.search_path.clone(), list)),
+        );
+        let engine = Self {
+            inner: Arc::new(Inner {
+                catalogs,
+                runtime: Arc::new(RuntimeEnv::default()),
+                search_path: config.search_path,
+                sources: RwLock::new(BTreeMap::new()),
+            }),
+        };
+        for (name, source) in &config.sources {
+            engine.register_source(name, source).await?;
+        }
+        Ok(engine)
+    }
+
+    /// Connects to a source, reads its metadata and makes it queryable as
+    /// catalog `name`. Replaces a source of the same name.
+    pub async fn register_source(&self, name: &str, source: &SourceConfig) -> Result<()> {
+        let state = self.session_state();
+        let (catalog, info) = build_source(name, source, &state).await?;
+        self.inner
+            .catalogs
+            .register_catalog(name.to_string(), catalog);
+        if let Ok(mut sources) = self.inner.sources.write() {
+            sources.insert(name.to_string(), info);
+        }
+        tracing::info!(source = name, kind = source.kind(), "source registered");
+        Ok(())
+    }
+
+    /// The registered sources, by name.
+    pub fn sources(&self) -> Vec<SourceInfo> {
+        self.inner
+            .sources
+            .read()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The search path.
+    pub fn search_path(&self) -> &[SchemaPath] {
+        &self.inner.search_path
+    }
+
+    /// A new session: its own settings, the engine's sources.
+    pub fn session(&self) -> Session {
+        Session::new(
+            self.clone(),
+            SessionContext::new_with_state(self.session_state()),
+        )
+    }
+
+    /// A DataFusion session state with Spar's catalogs, rules and planner.
+    pub(crate) fn session_state(&self) -> SessionState {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_create_default_catalog_and_schema(false)
+            .with_default_catalog_and_schema(DEFAULT_CATALOG, SEARCH_PATH_SCHEMA);
+        let mut builder = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(Arc::clone(&self.inner.runtime))
+            .with_default_features()
+            .with_catalog_list(Arc::clone(&self.inner.catalogs) as Arc<dyn CatalogProviderList>)
+            .with_query_planner(Arc::new(SparQueryPlanner));
+        for rule in spar_planner::spar_rules() {
+            builder = builder.with_optimizer_rule(rule);
+        }
+        builder.build()
+    }
+
+    pub(crate) fn catalogs(&self) -> &Arc<MemoryCatalogProviderList> {
+        &self.inner.catalogs
+    }
+}

@@ -1,0 +1,54 @@
+//! Spar's engine: configuration, catalog, replica sets, execution operators
+//! and the embedding API.
+//!
+//! # Layout
+//!
+//! - [`config`]: `spar.toml` and [`Config`], validated with errors that name
+//!   the file and the key.
+//! - [`engine`]: [`Engine`] and [`EngineBuilder`]: the registered sources
+//!   and the runtime sessions share.
+//! - [`session`]: [`Session`]: SQL in, DataFusion [`DataFrame`] out;
+//!   table names checked against the catalog and the search path.
+//! - [`catalog`]: each source as a DataFusion catalog; the search path.
+//! - [`replica`]: [`ReplicaSet`]: policies and failover.
+//! - [`exec`]: [`FragmentExec`], the operator that runs a fragment.
+//! - [`error`]: the one error type, [`EngineError`].
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use spar_engine::{Engine, SqliteSourceConfig, SourceConfig};
+//!
+//! let engine = Engine::builder()
+//!     .with_source("sales", SourceConfig::Sqlite(SqliteSourceConfig::new(["sales.db"])))
+//!     .with_search_path(["sales.main"])
+//!     .build()
+//!     .await?;
+//! let df = engine.session().sql("SELECT count(*) FROM orders").await?;
+//! let batches = df.collect().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! [`DataFrame`]: datafusion::prelude::DataFrame
+
+pub mod catalog;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod exec;
+pub mod replica;
+pub mod session;
+
+pub use catalog::SourceInfo;
+pub use config::{
+    Config, FileSourceConfig, SchemaPath, ServerSourceConfig, SourceConfig, SqliteSourceConfig,
+};
+pub use engine::{Engine, EngineBuilder};
+pub use error::{EngineError, Result};
+pub use exec::FragmentExec;
+pub use replica::{Policy, ReplicaSet};
+pub use session::Session;
+/// The connectors crate, for callers that talk to a source directly.
+pub use spar_connectors as connectors;
+pub use spar_connectors::file::{FileFormatKind, S3Options};

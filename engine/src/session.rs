@@ -1,0 +1,262 @@
+//! `Session`: where SQL comes in (shell, Flight SQL and the Rust API alike).
+
+use datafusion::catalog::CatalogProviderList as _;
+use datafusion::common::TableReference;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{DataFrame, SessionContext};
+use datafusion::sql::parser::{DFParserBuilder, Statement};
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+
+use crate::catalog::{DEFAULT_CATALOG, SEARCH_PATH_SCHEMA};
+use crate::config::list_or_none;
+use crate::engine::Engine;
+use crate::error::{EngineError, Result};
+
+/// One user's session: its own settings (`SET ...`), the engine's sources.
+///
+/// Sessions are read-only: DDL and DML are refused before planning.
+#[derive(Clone)]
+pub struct Session {
+    engine: Engine,
+    ctx: SessionContext,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.ctx.session_id())
+            .finish()
+    }
+}
+
+impl Session {
+    pub(crate) fn new(engine: Engine, ctx: SessionContext) -> Self {
+        Self { engine, ctx }
+    }
+
+    /// Plans one SQL statement. The result is DataFusion's lazy
+    /// [`DataFrame`]: stream it with `execute_stream`, or `collect` it.
+    ///
+    /// Errors come before anything is sent to a source: a syntax error
+    /// with its position, an unknown table with the sources that exist, an
+    /// ambiguous name with the schemas that have it.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        let mut statements = self.parse(sql)?;
+        if statements.len() != 1 {
+            return Err(EngineError::DataFusion(DataFusionError::Plan(format!(
+                "expected one SQL statement, found {}; run them one at a time",
+                statements.len()
+            ))));
+        }
+        let statement = statements.remove(0);
+        self.statement(statement).await
+    }
+
+    /// Splits and parses SQL text into statements (separated by `;`).
+    pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
+        let state = self.ctx.state();
+        let options = &state.config().options().sql_parser;
+        let dialect = datafusion::sql::sqlparser::dialect::dialect_from_str(options.dialect)
+            .unwrap_or_else(|| Box::new(datafusion::sql::sqlparser::dialect::GenericDialect {}));
+        let parsed = DFParserBuilder::new(sql)
+            .with_dialect(dialect.as_ref())
+            .with_recursion_limit(options.recursion_limit.get())
+            .build()
+            .and_then(|mut p| p.parse_statements());
+        match parsed {
+            Ok(statements) => Ok(statements.into_iter().collect()),
+            Err(e) => Err(EngineError::syntax(&e.to_string(), sql)),
+        }
+    }
+
+    /// Plans one parsed statement (see [`Session::sql`]).
+    pub async fn statement(&self, statement: Statement) -> Result<DataFrame> {
+        refuse_writes(&statement)?;
+        let state = self.ctx.state();
+        for reference in state.resolve_table_references(&statement)? {
+            self.check_table(&reference)?;
+        }
+        let plan = state.statement_to_plan(statement).await?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .verify_plan(&plan)?;
+        Ok(self.ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// The DataFusion context behind this session, for settings and
+    /// registering session-local functions.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The engine this session belongs to.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Checks that a table reference resolves, with a message that says
+    /// where Spar looked and what exists when it does not.
+    fn check_table(&self, reference: &TableReference) -> Result<()> {
+        let catalogs = self.engine.catalogs();
+        let sources = self.engine.sources();
+        let source_list = || {
+            let names: Vec<String> = sources
+                .iter()
+                .map(|s| format!("{} ({})", s.name, s.kind))
+                .collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            format!("Sources: {}.", list_or_none(&names))
+        };
+        let unknown = |hint: String| EngineError::UnknownTable {
+            name: reference.to_string(),
+            hint,
+        };
+        match reference {
+            TableReference::Bare { table } => {
+                let Some(schema) = catalogs
+                    .catalog(DEFAULT_CATALOG)
+                    .and_then(|c| c.schema(SEARCH_PATH_SCHEMA))
+                else {
+                    return Ok(());
+                };
+                if schema.table_exist(table) {
+                    return Ok(());
+                }
+                let path: Vec<String> = self
+                    .engine
+                    .search_path()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                let hint = if path.is_empty() {
+                    "The search path is empty: qualify the name as source.schema.table.".to_string()
+                } else {
+                    format!("Searched {}.", path.join(", "))
+                };
+                let found_in = self.qualified_candidates(table);
+                let also = if found_in.is_empty() {
+                    String::new()
+                } else {
+                    format!(" It exists as {}.", found_in.join(", "))
+                };
+                Err(unknown(format!("{hint}{also} {}", source_list())))
+            }
+            TableReference::Partial { schema, table } => {
+                if schema.as_ref() == "information_schema" {
+                    return Ok(());
+                }
+                let found_in = self.qualified_candidates(table);
+                let also = if found_in.is_empty() {
+                    String::new()
+                } else {
+                    format!(" It exists as {}.", found_in.join(", "))
+                };
+                Err(unknown(format!(
+                    "Qualify it with its source: source.{schema}.{table}.{also} {}",
+                    source_list()
+                )))
+            }
+            TableReference::Full {
+                catalog,
+                schema,
+                table,
+            } => {
+                if schema.as_ref() == "information_schema" {
+                    return Ok(());
+                }
+                let Some(c) = catalogs.catalog(catalog) else {
+                    return Err(unknown(format!(
+                        "There is no source `{catalog}`. {}",
+                        source_list()
+                    )));
+                };
+                let Some(s) = c.schema(schema) else {
+                    let names = c.schema_names();
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    return Err(unknown(format!(
+                        "Source `{catalog}` has no schema `{schema}`; its schemas: {}.",
+                        list_or_none(&names)
+                    )));
+                };
+                if s.table_exist(table) {
+                    return Ok(());
+                }
+                let mut names = s.table_names();
+                names.sort();
+                let more = names.len().saturating_sub(20);
+                names.truncate(20);
+                let mut list = names.join(", ");
+                if more > 0 {
+                    list.push_str(&format!(" and {more} more"));
+                }
+                Err(unknown(format!(
+                    "`{catalog}.{schema}` has {}.",
+                    if list.is_empty() {
+                        "no tables".to_string()
+                    } else {
+                        format!("tables {list}")
+                    }
+                )))
+            }
+        }
+    }
+
+    /// `source.schema.table` for every source schema that has `table`.
+    fn qualified_candidates(&self, table: &str) -> Vec<String> {
+        let catalogs = self.engine.catalogs();
+        let mut found = Vec::new();
+        for source in self.engine.sources() {
+            let Some(catalog) = catalogs.catalog(&source.name) else {
+                continue;
+            };
+            for schema in catalog.schema_names() {
+                if catalog
+                    .schema(&schema)
+                    .is_some_and(|s| s.table_exist(table))
+                {
+                    found.push(format!("{}.{schema}.{table}", source.name));
+                }
+            }
+        }
+        found
+    }
+}
+
+/// Spar reads; it never writes to a source or creates tables. Refuses any
+/// statement that is not a query, EXPLAIN, DESCRIBE, SHOW, SET or RESET.
+fn refuse_writes(statement: &Statement) -> Result<()> {
+    let allowed = match statement {
+        Statement::Statement(s) => is_read_only(s),
+        Statement::Explain(e) => return refuse_writes(&e.statement),
+        Statement::Reset(_) => true,
+        Statement::CreateExternalTable(_) | Statement::CopyTo(_) => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    let text = statement.to_string();
+    let verb: Vec<&str> = text.split_whitespace().take(2).collect();
+    Err(EngineError::DataFusion(DataFusionError::Plan(format!(
+        "Spar is read-only: `{}` statements are not allowed; run queries (SELECT, EXPLAIN, DESCRIBE, SHOW, SET)",
+        verb.join(" ")
+    ))))
+}
+
+fn is_read_only(statement: &SqlStatement) -> bool {
+    match statement {
+        SqlStatement::Explain { statement, .. } => is_read_only(statement),
+        SqlStatement::Query(_)
+        | SqlStatement::Set(_)
+        | SqlStatement::ExplainTable { .. }
+        | SqlStatement::ShowVariable { .. }
+        | SqlStatement::ShowVariables { .. }
+        | SqlStatement::ShowTables { .. }
+        | SqlStatement::ShowColumns { .. }
+        | SqlStatement::ShowFunctions { .. }
+        | SqlStatement::ShowSchemas { .. }
+        | SqlStatement::ShowDatabases { .. } => true,
+        _ => false,
+    }
+}

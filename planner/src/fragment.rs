@@ -1,0 +1,117 @@
+//! The `Fragment` logical node: one query sent to one source.
+
+use std::cmp::Ordering;
+use std::fmt::{self, Debug};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchemaRef, Statistics};
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
+use datafusion::physical_plan::ExecutionPlan;
+
+/// Turns a [`Fragment`] into an operator that runs it on its source.
+///
+/// The engine implements this per source (the replica set that runs the
+/// SQL, with failover); the planner only carries it, so the planner stays
+/// free of I/O.
+pub trait FragmentRunner: Debug + Send + Sync {
+    /// The physical operator that runs `fragment` and streams its rows.
+    fn plan_fragment(&self, fragment: &Fragment) -> Result<Arc<dyn ExecutionPlan>>;
+}
+
+/// A sub-plan that one source runs whole, with the SQL it is sent as.
+///
+/// A leaf of the logical plan: the sub-plan it replaced is kept in
+/// [`Fragment::plan`] for EXPLAIN and for later rules, but it is not an
+/// input, so DataFusion's rules do not rewrite inside it.
+#[derive(Clone)]
+pub struct Fragment {
+    /// The source's name from the config.
+    pub source: String,
+    /// The SQL sent to the source, in its dialect.
+    pub sql: String,
+    /// The sub-plan this fragment computes (in Spar's table names).
+    pub plan: LogicalPlan,
+    /// What the planner knows of the fragment's output.
+    pub statistics: Arc<Statistics>,
+    /// Runs the fragment on the source.
+    pub runner: Arc<dyn FragmentRunner>,
+}
+
+impl Fragment {
+    /// The fragment's output schema (the replaced sub-plan's schema).
+    pub fn df_schema(&self) -> &DFSchemaRef {
+        self.plan.schema()
+    }
+}
+
+impl Debug for Fragment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fragment")
+            .field("source", &self.source)
+            .field("sql", &self.sql)
+            .finish()
+    }
+}
+
+impl PartialEq for Fragment {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source && self.sql == other.sql && self.plan == other.plan
+    }
+}
+
+impl Eq for Fragment {}
+
+impl Hash for Fragment {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.source.hash(state);
+        self.sql.hash(state);
+    }
+}
+
+impl PartialOrd for Fragment {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some((&self.source, &self.sql).cmp(&(&other.source, &other.sql)))
+    }
+}
+
+impl UserDefinedLogicalNodeCore for Fragment {
+    fn name(&self) -> &str {
+        "Fragment"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        Vec::new()
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        self.plan.schema()
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        Vec::new()
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "Fragment: source={} sql={}", self.source, self.sql)
+    }
+
+    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, _inputs: Vec<LogicalPlan>) -> Result<Self> {
+        Ok(self.clone())
+    }
+}
+
+/// `expr` with every column reference unqualified, for SQL over one table.
+pub(crate) fn unqualify(expr: Expr) -> Result<Expr> {
+    expr.transform(|e| {
+        Ok(match e {
+            Expr::Column(c) if c.relation.is_some() => {
+                Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))
+            }
+            other => Transformed::no(other),
+        })
+    })
+    .map(|t| t.data)
+}

@@ -1,0 +1,44 @@
+//! Spar's planner: optimizer rules over plain data, no I/O.
+//!
+//! # Layout
+//!
+//! - [`source_table`]: [`SourceTable`], the DataFusion table of a SQL
+//!   source, carrying the connector's metadata and the source's dialect.
+//! - [`fragment`]: the [`Fragment`] logical node (one query to one source)
+//!   and [`FragmentRunner`], which the engine implements to run one.
+//! - [`push_down_fragments`]: the rule that turns scans of source tables
+//!   into fragments.
+//! - [`physical`]: [`SparQueryPlanner`], DataFusion's physical planner
+//!   that also plans fragments.
+//! - [`unparse`]: SQL for a sub-plan in a source's dialect.
+//!
+//! [`spar_rules`] is the one ordered list of Spar's rules; the engine
+//! appends it to DataFusion's optimizer rules.
+
+pub mod fragment;
+pub mod physical;
+pub mod push_down_fragments;
+pub mod source_table;
+pub mod unparse;
+
+#[cfg(test)]
+mod test_util;
+
+use std::sync::Arc;
+
+use datafusion::optimizer::OptimizerRule;
+
+pub use fragment::{Fragment, FragmentRunner};
+pub use physical::SparQueryPlanner;
+pub use push_down_fragments::PushDownFragments;
+pub use source_table::SourceTable;
+
+/// Spar's optimizer rules, in the order they run after DataFusion's own.
+pub fn spar_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    vec![
+        // Last: it needs DataFusion's projection, filter and limit pushdown
+        // into the scans to have happened, and it hides the scans it
+        // replaces from every rule after it.
+        Arc::new(PushDownFragments::new()),
+    ]
+}

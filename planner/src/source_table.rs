@@ -1,0 +1,189 @@
+//! `SourceTable`: a table of a SQL source, as DataFusion sees it.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{Statistics, TableReference};
+use datafusion::datasource::{provider_as_source, TableType};
+use datafusion::error::Result;
+use datafusion::logical_expr::{
+    Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use spar_connectors::{SqlDialect, TableKind, TableMeta};
+
+use crate::fragment::{unqualify, Fragment, FragmentRunner};
+use crate::unparse::plan_to_source_sql;
+
+/// A table that lives in a SQL source (SQLite, PostgreSQL, MySQL).
+///
+/// It carries only plain data (the table's metadata and the source's
+/// dialect) plus the source's [`FragmentRunner`]. Scans of it become
+/// [`Fragment`]s: by the `push_down_fragments` rule, or by
+/// [`TableProvider::scan`] when the rule did not run.
+#[derive(Debug, Clone)]
+pub struct SourceTable {
+    source: String,
+    meta: Arc<TableMeta>,
+    dialect: Arc<dyn SqlDialect>,
+    runner: Arc<dyn FragmentRunner>,
+}
+
+impl SourceTable {
+    /// A table of `source` described by `meta`.
+    pub fn new(
+        source: impl Into<String>,
+        meta: TableMeta,
+        dialect: Arc<dyn SqlDialect>,
+        runner: Arc<dyn FragmentRunner>,
+    ) -> Self {
+        Self {
+            source: source.into(),
+            meta: Arc::new(meta),
+            dialect,
+            runner,
+        }
+    }
+
+    /// The source's name.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The table's metadata: remote name, schema, statistics, indexes.
+    pub fn meta(&self) -> &TableMeta {
+        &self.meta
+    }
+
+    /// The source's dialect.
+    pub fn dialect(&self) -> &Arc<dyn SqlDialect> {
+        &self.dialect
+    }
+
+    /// Whether `filter` can run on the source with DataFusion's semantics.
+    pub fn can_push_filter(&self, filter: &Expr) -> bool {
+        self.dialect.capabilities().filter && self.dialect.supports_expr(filter)
+    }
+
+    /// The fragment that reads this table with a projection (indices into
+    /// the table's schema), filters (all pushable) and a row limit.
+    ///
+    /// `plan` is the table scan being replaced; its schema is the fragment's.
+    pub fn fragment(
+        &self,
+        plan: LogicalPlan,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        fetch: Option<usize>,
+    ) -> Result<Fragment> {
+        let fetch = fetch.filter(|_| self.dialect.capabilities().limit);
+        let remote = TableReference::partial(
+            self.meta.name.schema.as_str(),
+            self.meta.name.table.as_str(),
+        );
+        let filters = filters
+            .iter()
+            .map(|f| unqualify(f.clone()).and_then(|f| self.dialect.prepare_expr(f)))
+            .collect::<Result<Vec<_>>>()?;
+        let this: Arc<dyn TableProvider> = Arc::new(self.clone());
+        let scan = LogicalPlanBuilder::scan_with_filters_fetch(
+            remote,
+            provider_as_source(this),
+            projection.cloned(),
+            filters.clone(),
+            fetch,
+        )?
+        .build()?;
+        let sql = plan_to_source_sql(&scan, self.dialect.as_ref())?;
+        Ok(Fragment {
+            source: self.source.clone(),
+            sql,
+            plan,
+            statistics: Arc::new(self.fragment_statistics(projection, !filters.is_empty(), fetch)),
+            runner: Arc::clone(&self.runner),
+        })
+    }
+
+    /// What is known of a scan's output: the table's statistics, inexact
+    /// once filtered, capped by the limit.
+    fn fragment_statistics(
+        &self,
+        projection: Option<&Vec<usize>>,
+        filtered: bool,
+        fetch: Option<usize>,
+    ) -> Statistics {
+        let stats = match projection {
+            Some(p) => self.meta.stats.project(p),
+            None => self.meta.stats.clone(),
+        };
+        let mut stats = stats.to_statistics();
+        if filtered {
+            stats = stats.to_inexact();
+        }
+        if let Some(n) = fetch {
+            stats.num_rows = stats
+                .num_rows
+                .min(&datafusion::common::stats::Precision::Exact(n));
+        }
+        stats
+    }
+}
+
+#[async_trait]
+impl TableProvider for SourceTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.meta.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        match self.meta.kind {
+            TableKind::Table => TableType::Base,
+            TableKind::View => TableType::View,
+        }
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if self.can_push_filter(f) {
+                    TableProviderFilterPushDown::Exact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        Some(self.meta.stats.to_statistics())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let this: Arc<dyn TableProvider> = Arc::new(self.clone());
+        let plan = LogicalPlanBuilder::scan_with_filters_fetch(
+            TableReference::partial(
+                self.meta.name.schema.as_str(),
+                self.meta.name.table.as_str(),
+            ),
+            provider_as_source(this),
+            projection.cloned(),
+            filters.to_vec(),
+            limit,
+        )?
+        .build()?;
+        let fragment = self.fragment(plan, projection, filters, limit)?;
+        self.runner.plan_fragment(&fragment)
+    }
+}

@@ -1,0 +1,207 @@
+//! Hand-made sources for rule tests: plain metadata, no database.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider};
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::Result;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::{
+    displayable, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    ReplaceChildrenOptions,
+};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect};
+use spar_connectors::{Capabilities, SqlDialect, TableKind, TableMeta, TableName, TableStats};
+
+use crate::fragment::{Fragment, FragmentRunner};
+use crate::source_table::SourceTable;
+
+/// A PostgreSQL-spelled dialect: filters and limits, the default expression core.
+#[derive(Debug, Default)]
+pub struct TestDialect;
+
+static UNPARSER: PostgreSqlDialect = PostgreSqlDialect {};
+
+impl SqlDialect for TestDialect {
+    fn name(&self) -> &str {
+        "test"
+    }
+    fn unparser(&self) -> &dyn Dialect {
+        &UNPARSER
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            filter: true,
+            limit: true,
+            ..Capabilities::SCAN_ONLY
+        }
+    }
+}
+
+/// Plans fragments as a leaf that only displays them.
+#[derive(Debug)]
+pub struct TestRunner;
+
+impl FragmentRunner for TestRunner {
+    fn plan_fragment(&self, fragment: &Fragment) -> Result<Arc<dyn ExecutionPlan>> {
+        let schema = Arc::new(fragment.df_schema().as_arrow().clone());
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(Arc::new(ShownFragment {
+            source: fragment.source.clone(),
+            sql: fragment.sql.clone(),
+            properties: Arc::new(properties),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct ShownFragment {
+    source: String,
+    sql: String,
+    properties: Arc<PlanProperties>,
+}
+
+impl DisplayAs for ShownFragment {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "Fragment: source={} sql={}",
+            self.source,
+            self.sql.replace('\n', " ")
+        )
+    }
+}
+
+impl ExecutionPlan for ShownFragment {
+    fn name(&self) -> &str {
+        "ShownFragment"
+    }
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+    fn replace_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+    fn execute(
+        &self,
+        _partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        datafusion::common::internal_err!("test fragments only display")
+    }
+}
+
+fn table(name: &str, fields: Vec<Field>) -> Arc<SourceTable> {
+    let schema = Arc::new(Schema::new(fields));
+    let mut stats = TableStats::unknown(schema.fields().len());
+    stats.row_count = Precision::Exact(1500);
+    let meta = TableMeta {
+        name: TableName::new("main", name),
+        kind: TableKind::Table,
+        schema,
+        stats,
+        indexes: vec![],
+    };
+    Arc::new(SourceTable::new(
+        "sales",
+        meta,
+        Arc::new(TestDialect),
+        Arc::new(TestRunner),
+    ))
+}
+
+/// A session with Spar's rules and a source `sales` holding `main.orders`
+/// and ``main.`odd table` ``.
+pub fn context() -> SessionContext {
+    let state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_optimizer_rules(
+            datafusion::optimizer::Optimizer::new()
+                .rules
+                .into_iter()
+                .chain(crate::spar_rules())
+                .collect(),
+        )
+        .with_query_planner(Arc::new(crate::SparQueryPlanner))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    let schema = MemorySchemaProvider::new();
+    let orders = table(
+        "orders",
+        vec![
+            Field::new("o_orderkey", DataType::Int64, false),
+            Field::new("o_totalprice", DataType::Decimal128(15, 2), true),
+            Field::new("o_orderdate", DataType::Date32, true),
+            Field::new("o_comment", DataType::Utf8, true),
+        ],
+    );
+    let odd = table(
+        "odd table",
+        vec![Field::new("we`ird", DataType::Int64, true)],
+    );
+    let register = |name: &str, t: Arc<SourceTable>| {
+        datafusion::catalog::SchemaProvider::register_table(&schema, name.to_string(), t)
+            .unwrap_or_else(|e| panic!("register {name}: {e}"))
+    };
+    register("orders", orders);
+    register("odd table", odd);
+    let catalog = MemoryCatalogProvider::new();
+    datafusion::catalog::CatalogProvider::register_schema(&catalog, "main", Arc::new(schema))
+        .unwrap_or_else(|e| panic!("register schema: {e}"));
+    ctx.register_catalog("sales", Arc::new(catalog));
+    ctx
+}
+
+/// The optimized logical plan of `sql`, indented.
+pub async fn optimized_plan(sql: &str) -> String {
+    let ctx = context();
+    let df = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let plan = df
+        .into_optimized_plan()
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let text = plan.display_indent().to_string();
+    text
+}
+
+/// The physical plan of `sql`, indented.
+pub async fn physical_plan(sql: &str) -> String {
+    let ctx = context();
+    let df = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let plan = df
+        .create_physical_plan()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let text = displayable(plan.as_ref()).indent(false).to_string();
+    text
+}

@@ -1,0 +1,14 @@
+//! SQL for a fragment, in its source's dialect.
+
+use datafusion::error::Result;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::unparser::Unparser;
+use spar_connectors::SqlDialect;
+
+/// Spells `plan` (whose table scans carry the source's own table names) as
+/// one SQL statement for `dialect`'s source. Identifiers are always quoted,
+/// so no name can change the statement.
+pub fn plan_to_source_sql(plan: &LogicalPlan, dialect: &dyn SqlDialect) -> Result<String> {
+    let unparser = Unparser::new(dialect.unparser()).with_pretty(true);
+    Ok(unparser.plan_to_sql(plan)?.to_string())
+}

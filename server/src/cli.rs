@@ -1,0 +1,197 @@
+//! The command line: `spar query`, `spar shell`, `spar demo`.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use futures::StreamExt;
+use spar_engine::{Engine, Session};
+use tokio::runtime::Runtime;
+
+use crate::error::CliError;
+use crate::output::{Format, Writer};
+
+/// Spar: one SQL query over many databases and files.
+#[derive(Debug, Parser)]
+#[command(name = "spar", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// Log filter for messages on stderr (e.g. `info`, `spar_engine=debug`).
+    #[arg(long, global = true, env = "SPAR_LOG", default_value = "warn")]
+    log: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run SQL and print the result (SQL as an argument, from -f FILE, or on stdin).
+    Query(QueryArgs),
+    /// Interactive SQL shell (also reads statements piped to stdin).
+    Shell(ShellArgs),
+    /// Write the demo dataset (TPC-H in SQLite replicas and Parquet) and open the shell on it.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct QueryArgs {
+    /// The configuration file.
+    #[arg(short = 'c', long, default_value = "spar.toml", env = "SPAR_CONFIG")]
+    config: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Read the SQL from this file.
+    #[arg(short = 'f', long, conflicts_with = "sql")]
+    file: Option<PathBuf>,
+    /// The SQL to run; several statements may be separated by `;`.
+    sql: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ShellArgs {
+    /// The configuration file.
+    #[arg(short = 'c', long, default_value = "spar.toml", env = "SPAR_CONFIG")]
+    config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Where the demo dataset and its spar.toml are written (reused when present).
+    #[arg(long, default_value = "spar-demo")]
+    dir: PathBuf,
+    /// Run this SQL and exit instead of opening the shell.
+    #[arg(long)]
+    query: Option<String>,
+    /// Output format for --query.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// Runs the command line; errors are printed to stderr.
+pub fn run(cli: Cli) -> ExitCode {
+    init_logging(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Query(args) => query(&runtime, args),
+        Command::Shell(args) => {
+            open_engine(&runtime, &args.config).and_then(|s| crate::shell::run(&runtime, &s))
+        }
+        Command::Demo(args) => demo(&runtime, args),
+    };
+    // Work still running (a cancelled query's last poll) is not waited for.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // A second initialisation (in tests) is harmless: keep the first.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn open_engine(runtime: &Runtime, config: &std::path::Path) -> Result<Session, CliError> {
+    let engine = runtime.block_on(Engine::from_file(config))?;
+    Ok(engine.session())
+}
+
+fn query(runtime: &Runtime, args: QueryArgs) -> Result<(), CliError> {
+    let sql = match (&args.sql, &args.file) {
+        (Some(sql), _) => sql.clone(),
+        (None, Some(file)) => std::fs::read_to_string(file).map_err(CliError::io(format!(
+            "cannot read SQL file `{}`",
+            file.display()
+        )))?,
+        (None, None) => {
+            let mut stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                return Err(CliError::Usage(
+                    "no SQL given: pass it as an argument, with -f FILE, or on stdin".into(),
+                ));
+            }
+            let mut sql = String::new();
+            stdin
+                .read_to_string(&mut sql)
+                .map_err(CliError::io("cannot read SQL from stdin"))?;
+            sql
+        }
+    };
+    let session = open_engine(runtime, &args.config)?;
+    runtime.block_on(run_sql(
+        &session,
+        &sql,
+        args.format,
+        &mut std::io::stdout().lock(),
+    ))
+}
+
+fn demo(runtime: &Runtime, args: DemoArgs) -> Result<(), CliError> {
+    let config = crate::demo::prepare(&args.dir)?;
+    let session = open_engine(runtime, &config)?;
+    match args.query {
+        Some(sql) => runtime.block_on(run_sql(
+            &session,
+            &sql,
+            args.format,
+            &mut std::io::stdout().lock(),
+        )),
+        None => {
+            eprintln!("Demo data in {}; try: SELECT * FROM orders LIMIT 5;  (\\d lists tables, \\q quits)", args.dir.display());
+            crate::shell::run(runtime, &session)
+        }
+    }
+}
+
+/// Runs each statement of `sql` and writes its result to `out` in `format`.
+/// Returns the number of rows of the last statement.
+pub async fn run_sql(
+    session: &Session,
+    sql: &str,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    for statement in session.parse(sql)? {
+        run_statement(session, statement, format, out).await?;
+    }
+    Ok(())
+}
+
+/// Runs one statement and streams its result to `out`; returns its rows.
+pub async fn run_statement(
+    session: &Session,
+    statement: datafusion::sql::parser::Statement,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<usize, CliError> {
+    let df = session.statement(statement).await?;
+    let mut stream = df.execute_stream().await?;
+    let mut writer = Writer::new(format, out, stream.schema());
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows();
+        writer.write(&batch)?;
+    }
+    writer.finish()?;
+    Ok(rows)
+}

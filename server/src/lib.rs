@@ -1,0 +1,18 @@
+//! The `spar` command: one-shot queries, the SQL shell and the embedded demo.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the command line (clap) and what each subcommand runs.
+//! - [`output`]: result formats: table, CSV (PostgreSQL's conventions), JSON.
+//! - [`shell`]: the interactive shell (rustyline), also reading piped input.
+//! - [`demo`]: writes the demo dataset (TPC-H in SQLite replicas and
+//!   Parquet) and its `spar.toml`.
+//! - [`error`]: the one error type, [`error::CliError`].
+//! - [`tpch`]: TPC-H data from the `tpchgen` crate as Arrow record batches.
+
+pub mod cli;
+pub mod demo;
+pub mod error;
+pub mod output;
+pub mod shell;
+pub mod tpch;

@@ -1,0 +1,316 @@
+//! The embedding API over real SQLite and file sources.
+
+use std::sync::Arc;
+
+use datafusion::physical_plan::{collect, displayable};
+use futures::StreamExt;
+use spar_engine::{
+    Engine, EngineError, FileFormatKind, FileSourceConfig, Policy, SourceConfig, SqliteSourceConfig,
+};
+use spar_tests::{rows, sqlite_db};
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"))
+}
+
+const BIG: &str =
+    "CREATE TABLE big (id INTEGER PRIMARY KEY, label TEXT NOT NULL, amount DECIMAL(12,2));
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+    INSERT INTO big SELECT i, 'row ' || i, i / 4.0 FROM n;";
+
+#[tokio::test]
+async fn large_tables_stream_in_many_batches() {
+    let dir = tempdir();
+    let db = sqlite_db(dir.path(), "big.db", BIG);
+    let engine = Engine::builder()
+        .with_source(
+            "s",
+            SourceConfig::Sqlite(SqliteSourceConfig::new([db]).with_batch_size(1000)),
+        )
+        .with_search_path(["s.main"])
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let df = engine
+        .session()
+        .sql("SELECT id, label, amount FROM big")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut stream = df.execute_stream().await.unwrap_or_else(|e| panic!("{e}"));
+    let (mut batches, mut total, mut largest) = (0, 0, 0);
+    while let Some(batch) = stream.next().await {
+        let batch = batch.unwrap_or_else(|e| panic!("{e}"));
+        batches += 1;
+        total += batch.num_rows();
+        largest = largest.max(batch.num_rows());
+    }
+    assert_eq!(total, 100_000);
+    assert!(batches >= 100, "read in {batches} batches");
+    assert!(largest <= 1000, "a batch of {largest} rows");
+}
+
+#[tokio::test]
+async fn statistics_reach_datafusion() {
+    let dir = tempdir();
+    let db = sqlite_db(dir.path(), "big.db", BIG);
+    let engine = Engine::builder()
+        .with_source("s", SourceConfig::Sqlite(SqliteSourceConfig::new([db])))
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let session = engine.session();
+    let provider = session
+        .context()
+        .table_provider("s.main.big")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stats = provider
+        .statistics()
+        .unwrap_or_else(|| panic!("no statistics"));
+    assert_eq!(
+        stats.num_rows,
+        datafusion::common::stats::Precision::Exact(100_000)
+    );
+    assert_eq!(
+        stats.column_statistics[0].max_value,
+        datafusion::common::stats::Precision::Exact(datafusion::scalar::ScalarValue::Int64(Some(
+            100_000
+        )))
+    );
+    // The fragment's operator reports them to DataFusion's physical planner.
+    let df = session
+        .sql("SELECT id FROM s.main.big")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let plan = df
+        .create_physical_plan()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let plan_stats = datafusion::physical_plan::StatisticsContext::new()
+        .compute(
+            plan.as_ref(),
+            &datafusion::physical_plan::StatisticsArgs::new(),
+        )
+        .map(|s| s.num_rows)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        plan_stats,
+        datafusion::common::stats::Precision::Exact(100_000),
+        "{}",
+        displayable(plan.as_ref()).indent(true)
+    );
+}
+
+#[tokio::test]
+async fn search_path_resolves_and_refuses_ambiguity() {
+    let dir = tempdir();
+    let a = sqlite_db(
+        dir.path(),
+        "a.db",
+        "CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1); CREATE TABLE only_a (v INTEGER);",
+    );
+    let b = sqlite_db(
+        dir.path(),
+        "b.db",
+        "CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (2);",
+    );
+    let engine = Engine::builder()
+        .with_source("a", SourceConfig::Sqlite(SqliteSourceConfig::new([a])))
+        .with_source("b", SourceConfig::Sqlite(SqliteSourceConfig::new([b])))
+        .with_search_path(["a.main", "b.main"])
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let session = engine.session();
+    assert_eq!(
+        rows(&session, "SELECT count(*) FROM only_a").await,
+        vec!["0"]
+    );
+    assert_eq!(rows(&session, "SELECT v FROM b.main.t").await, vec!["2"]);
+    let e = session
+        .sql("SELECT v FROM t")
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("`t` is ambiguous") && e.contains("a.main and b.main"),
+        "{e}"
+    );
+    // A cross-source join.
+    assert_eq!(
+        rows(&session, "SELECT x.v, y.v FROM a.main.t x, b.main.t y").await,
+        vec!["1|2"]
+    );
+}
+
+#[tokio::test]
+async fn a_missing_replica_fails_over_to_the_next() {
+    let dir = tempdir();
+    let good = sqlite_db(
+        dir.path(),
+        "good.db",
+        "CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (7);",
+    );
+    let engine = Engine::builder()
+        .with_source(
+            "s",
+            SourceConfig::Sqlite(SqliteSourceConfig::new([good.clone()])),
+        )
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The primary disappears after start-up: queries go to the second replica.
+    let primary = dir.path().join("primary.db");
+    std::fs::copy(&good, &primary).unwrap_or_else(|e| panic!("{e}"));
+    engine
+        .register_source(
+            "s",
+            &SourceConfig::Sqlite(
+                SqliteSourceConfig::new([primary.clone(), good]).with_policy(Policy::PrimaryFirst),
+            ),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(&primary).unwrap_or_else(|e| panic!("{e}"));
+    let session = engine.session();
+    let df = session
+        .sql("SELECT v FROM s.main.t")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let plan = df
+        .create_physical_plan()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let batches = collect(Arc::clone(&plan), session.context().task_ctx())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    let shown =
+        datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(plan.as_ref())
+            .indent(true)
+            .to_string();
+    assert!(
+        shown.contains("replica=sqlite:")
+            && shown.contains("good.db")
+            && shown.contains("failovers=1"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn file_sources_read_csv_and_json() {
+    let dir = tempdir();
+    let csv = dir.path().join("csv");
+    std::fs::create_dir_all(csv.join("events")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(csv.join("people.csv"), "id,name\n1,Ada\n2,Grace\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(csv.join("events/2024.csv"), "id,kind\n1,login\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(csv.join("events/2025.csv"), "id,kind\n2,logout\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(csv.join("notes.txt"), "not a table").unwrap_or_else(|e| panic!("{e}"));
+    let json = dir.path().join("json");
+    std::fs::create_dir_all(&json).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        json.join("tags.json"),
+        "{\"id\":1,\"tag\":\"x\"}\n{\"id\":2,\"tag\":\"y\"}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::builder()
+        .with_source(
+            "c",
+            SourceConfig::Files(FileSourceConfig::new(
+                csv.display().to_string(),
+                FileFormatKind::Csv,
+            )),
+        )
+        .with_source(
+            "j",
+            SourceConfig::Files(FileSourceConfig::new(
+                json.display().to_string(),
+                FileFormatKind::Json,
+            )),
+        )
+        .with_search_path(["c.main", "j.main"])
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let session = engine.session();
+    assert_eq!(
+        rows(&session, "SELECT p.name, e.kind, t.tag FROM people p JOIN events e ON p.id = e.id JOIN tags t ON t.id = p.id ORDER BY p.id").await,
+        vec!["Ada|login|x", "Grace|logout|y"]
+    );
+    let e = session
+        .sql("SELECT * FROM notes")
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("`notes` not found"), "{e}");
+}
+
+#[tokio::test]
+async fn sessions_are_read_only() {
+    let dir = tempdir();
+    let db = sqlite_db(dir.path(), "a.db", "CREATE TABLE t (v INTEGER);");
+    let engine = Engine::builder()
+        .with_source("s", SourceConfig::Sqlite(SqliteSourceConfig::new([db])))
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for sql in [
+        "CREATE TABLE x AS SELECT 1",
+        "INSERT INTO s.main.t VALUES (1)",
+        "EXPLAIN DELETE FROM s.main.t",
+        "COPY (SELECT 1) TO '/tmp/x.csv'",
+    ] {
+        let e = engine.session().sql(sql).await.err();
+        assert!(
+            matches!(&e, Some(EngineError::DataFusion(_))),
+            "{sql}: {e:?}"
+        );
+        let msg = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("Spar is read-only"), "{sql}: {msg}");
+    }
+    assert_eq!(
+        rows(
+            &engine.session(),
+            "SET datafusion.execution.batch_size = 100"
+        )
+        .await
+        .len(),
+        0
+    );
+    let e = engine
+        .session()
+        .sql("SELECT 1; SELECT 2")
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("expected one SQL statement, found 2"), "{e}");
+}
+
+#[tokio::test]
+async fn builder_refuses_bad_settings() {
+    let e = Engine::builder()
+        .with_search_path(["nowhere"])
+        .build()
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("search_path[0]"), "{e}");
+    let e = Engine::builder()
+        .with_source(
+            "s",
+            SourceConfig::Sqlite(SqliteSourceConfig::new(Vec::<std::path::PathBuf>::new())),
+        )
+        .build()
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("sources.s.replicas"), "{e}");
+}
