@@ -13,9 +13,11 @@
 //! - `sqlite` (feature `sqlite`): SQLite files through rusqlite, on blocking
 //!   threads.
 //! - `postgres` (feature `postgres`): PostgreSQL through tokio-postgres,
-//!   pooled, results as binary `COPY` decoded into Arrow.
+//!   pooled, optional TLS, results as binary `COPY` decoded into Arrow.
 //! - `mysql` (feature `mysql`): MySQL and MariaDB through mysql_async,
-//!   pooled, binary protocol, streamed from a reader task.
+//!   pooled, optional TLS, binary protocol, streamed from a reader task.
+//! - `tls`: TLS settings shared by the PostgreSQL and MySQL connectors
+//!   (rustls; libpq's modes from `disable` to `verify-full`).
 //! - `file` (feature `files`): Parquet, CSV and JSON files through
 //!   DataFusion listing tables over object_store (local paths and `s3://`).
 //!
@@ -35,6 +37,8 @@ pub mod mysql;
 pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use connector::{Connector, ReplicaRole, ReplicaStatus};
 pub use dialect::{Capabilities, SqlDialect};

@@ -9,6 +9,7 @@
 //! `TIMESTAMP` values are UTC. Types map by the rule in [`types`].
 
 pub mod dialect;
+pub mod tls;
 pub mod types;
 
 use std::sync::Arc;
@@ -52,10 +53,12 @@ impl std::fmt::Debug for MySqlConnector {
 }
 
 impl MySqlConnector {
-    /// A connector for `url` (`mysql://user:password@host:port/database`).
-    /// Nothing is connected until the first call.
+    /// A connector for `url` (`mysql://user:password@host:port/database`),
+    /// with TLS as its `ssl-*` parameters say ([`tls`]). Nothing is
+    /// connected until the first call; TLS files are read now.
     pub fn new(url: &str) -> Result<Self> {
-        let opts = Opts::from_url(url).map_err(|e| ConnectorError::Config {
+        let (url_rest, tls_options) = tls::split_tls_options(url)?;
+        let opts = Opts::from_url(&url_rest).map_err(|e| ConnectorError::Config {
             target: crate::error::redact_url(url),
             message: format!("not a MySQL connection URL: {e}"),
         })?;
@@ -66,7 +69,11 @@ impl MySqlConnector {
             opts.db_name().unwrap_or_default()
         );
         let constraints = PoolConstraints::new(0, 8).unwrap_or_default();
-        let opts = OptsBuilder::from_opts(opts)
+        let mut opts = OptsBuilder::from_opts(opts);
+        if let Some(options) = tls_options {
+            opts = opts.ssl_opts(tls::ssl_opts(&options, &target)?);
+        }
+        let opts = opts
             .init(vec!["SET time_zone = '+00:00'"])
             .prefer_socket(false)
             .pool_opts(PoolOpts::default().with_constraints(constraints));

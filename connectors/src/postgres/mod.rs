@@ -8,11 +8,13 @@
 //! prepared once so that every column's decoder matches the type PostgreSQL
 //! actually returns; types without a binary decoder are cast to `text` in
 //! the COPY's query. Dropping a stream early cancels the query on the
-//! server and discards its connection. Types map by the rule in [`types`].
+//! server and discards its connection. Types map by the rule in [`types`];
+//! TLS follows the URL's libpq parameters ([`tls`]).
 
 mod copy;
 mod decode;
 pub mod dialect;
+pub mod tls;
 pub mod types;
 
 use std::str::FromStr;
@@ -27,13 +29,16 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::scalar::ScalarValue;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use futures::StreamExt;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Config, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::connector::{Connector, ReplicaRole, ReplicaStatus};
 use crate::dialect::SqlDialect;
 use crate::error::{ConnectorError, Result};
 use crate::metadata::{IndexMeta, TableKind, TableName, TableStats};
+use crate::tls::TlsMode;
 use copy::CopyDecoder;
 use decode::ColumnDecoder;
 pub use dialect::PostgresSqlDialect;
@@ -63,23 +68,36 @@ impl std::fmt::Debug for PostgresConnector {
 
 impl PostgresConnector {
     /// A connector for `url` (`postgres://user:password@host:port/db` or
-    /// key=value form). Nothing is connected until the first call.
+    /// key=value form), with TLS as its libpq parameters say ([`tls`]).
+    /// Nothing is connected until the first call; TLS files are read now.
     pub fn new(url: &str) -> Result<Self> {
-        let mut config = Config::from_str(url).map_err(|e| ConnectorError::Config {
+        let (url_rest, tls) = tls::split_tls_options(url)?;
+        let mut config = Config::from_str(&url_rest).map_err(|e| ConnectorError::Config {
             target: crate::error::redact_url(url),
-            message: format!("not a PostgreSQL connection URL: {e}"),
+            message: format!("not a PostgreSQL connection URL: {}", with_causes(&e)),
         })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
         let target = describe(&config);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls.mode {
+            TlsMode::Disable => {
+                config.ssl_mode(SslMode::Disable);
+                Manager::from_config(config, NoTls, manager_config)
+            }
+            mode => {
+                config.ssl_mode(if mode == TlsMode::Prefer {
+                    SslMode::Prefer
+                } else {
+                    SslMode::Require
+                });
+                let connector = MakeRustlsConnect::new(tls.rustls_config(&target)?);
+                Manager::from_config(config, connector, manager_config)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(DEFAULT_POOL_SIZE)
             .wait_timeout(Some(Duration::from_secs(30)))
@@ -145,6 +163,20 @@ fn describe(config: &Config) -> String {
     format!("postgres://{host}:{port}/{db}")
 }
 
+/// An error's message followed by its causes' (tokio-postgres keeps the
+/// interesting part, such as "Connection refused" or why a certificate was
+/// rejected, in the cause).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        message.push_str(": ");
+        message.push_str(&c.to_string());
+        cause = c.source();
+    }
+    message
+}
+
 /// Classifies a PostgreSQL error: connection trouble, shutdowns, too many
 /// connections and recovery conflicts are retryable; the rest is the
 /// query's and carries the server's message and SQLSTATE.
@@ -153,7 +185,7 @@ pub(crate) fn pg_error(e: &tokio_postgres::Error, target: &str) -> ConnectorErro
     let Some(db) = e.as_db_error() else {
         return ConnectorError::Unavailable {
             target,
-            message: e.to_string(),
+            message: with_causes(e),
         };
     };
     let code = db.code();

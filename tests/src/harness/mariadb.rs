@@ -9,6 +9,7 @@ use mysql_async::{Conn, OptsBuilder};
 
 use super::binaries::find;
 use super::process::{free_port, run, ServerProcess};
+use super::tls::TestCa;
 use super::{io, HarnessError, Result};
 
 const PACKAGE: &str = "mariadb-server";
@@ -27,16 +28,32 @@ pub struct MariaDbServer {
     server_id: u32,
     bin: PathBuf,
     replica: bool,
+    /// Server options beyond the harness's own (TLS files).
+    extra_args: Vec<String>,
     dir: tempfile::TempDir,
 }
 
 impl MariaDbServer {
     /// Initialises and starts a primary (binary log on) on a free port.
     pub async fn start() -> Result<Self> {
-        Self::create(1, false).await
+        Self::create(1, false, Vec::new()).await
     }
 
-    async fn create(server_id: u32, replica: bool) -> Result<Self> {
+    /// Like [`MariaDbServer::start`], with TLS: the server presents a
+    /// certificate from `ca` for 127.0.0.1 and trusts client certificates
+    /// from `ca`. Plain connections stay allowed, except for users created
+    /// `REQUIRE SSL` or `REQUIRE X509`.
+    pub async fn start_with_tls(ca: &mut TestCa) -> Result<Self> {
+        let files = ca.server_cert(&["127.0.0.1"])?;
+        let args = vec![
+            format!("--ssl-ca={}", ca.ca_file().display()),
+            format!("--ssl-cert={}", files.cert.display()),
+            format!("--ssl-key={}", files.key.display()),
+        ];
+        Self::create(1, false, args).await
+    }
+
+    async fn create(server_id: u32, replica: bool, extra_args: Vec<String>) -> Result<Self> {
         let bin = find("mariadbd", ENV_VAR, &[PathBuf::from("/usr/sbin")], PACKAGE)?;
         let install = find(
             "mariadb-install-db",
@@ -74,7 +91,7 @@ impl MariaDbServer {
         loop {
             attempt += 1;
             let port = free_port()?;
-            let mut process = spawn_mariadb(&bin, dir.path(), port, server_id)?;
+            let mut process = spawn_mariadb(&bin, dir.path(), port, server_id, &extra_args)?;
             match wait_ready(&mut process, dir.path(), port).await {
                 Ok(()) => {
                     let server = Self {
@@ -83,6 +100,7 @@ impl MariaDbServer {
                         server_id,
                         bin,
                         replica,
+                        extra_args,
                         dir,
                     };
                     server.create_user().await?;
@@ -125,7 +143,12 @@ impl MariaDbServer {
     /// Makes a replica of this primary: a new server replicating with GTID
     /// from the start of the binary log, read-only, caught up.
     pub async fn replica(&self) -> Result<Self> {
-        let replica = Self::create(self.server_id + 100 + u32::from(self.port % 100), true).await?;
+        let replica = Self::create(
+            self.server_id + 100 + u32::from(self.port % 100),
+            true,
+            self.extra_args.clone(),
+        )
+        .await?;
         replica
             .execute(
                 "",
@@ -263,7 +286,13 @@ impl MariaDbServer {
             self.stop()?;
         }
         let _ = self.process.kill();
-        self.process = spawn_mariadb(&self.bin, self.dir.path(), self.port, self.server_id)?;
+        self.process = spawn_mariadb(
+            &self.bin,
+            self.dir.path(),
+            self.port,
+            self.server_id,
+            &self.extra_args,
+        )?;
         wait_ready(&mut self.process, self.dir.path(), self.port).await
     }
 }
@@ -272,7 +301,13 @@ fn socket(dir: &Path) -> PathBuf {
     dir.join("mysqld.sock")
 }
 
-fn spawn_mariadb(bin: &Path, dir: &Path, port: u16, server_id: u32) -> Result<ServerProcess> {
+fn spawn_mariadb(
+    bin: &Path,
+    dir: &Path,
+    port: u16,
+    server_id: u32,
+    extra_args: &[String],
+) -> Result<ServerProcess> {
     let mut command = Command::new(bin);
     command.arg("--no-defaults");
     let data = dir.join("data");
@@ -295,6 +330,7 @@ fn spawn_mariadb(bin: &Path, dir: &Path, port: u16, server_id: u32) -> Result<Se
     ] {
         command.arg(arg);
     }
+    command.args(extra_args);
     ServerProcess::spawn("mariadbd", command, &dir.join("server.log"), None)
 }
 

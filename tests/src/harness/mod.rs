@@ -17,6 +17,10 @@
 //!  primary.replica() ──▶ new server ─▶ CHANGE MASTER TO … MASTER_USE_GTID
 //! ```
 //!
+//! For TLS tests, [`TestCa`] issues certificates and
+//! `PgServer::start_with_tls` / `MariaDbServer::start_with_tls` start
+//! servers that present one and check client certificates against the CA.
+//!
 //! Binaries are found on PATH, under `/usr/lib/postgresql/*/bin` and
 //! `/usr/sbin`, or where `SPAR_PG_BIN` / `SPAR_MARIADB_BIN` (directories)
 //! point. A missing binary is an error naming the package to install.
@@ -25,9 +29,11 @@ mod binaries;
 mod mariadb;
 mod postgres;
 mod process;
+mod tls;
 
 pub use mariadb::MariaDbServer;
-pub use postgres::PgServer;
+pub use postgres::{PgServer, CERT_GROUP, USER as PG_USER};
+pub use tls::{CertFiles, TestCa};
 
 /// What went wrong starting or controlling a test server.
 #[derive(Debug, thiserror::Error)]

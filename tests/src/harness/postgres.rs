@@ -8,12 +8,16 @@ use tokio_postgres::{Client, NoTls};
 
 use super::binaries::{find, postgres_dirs};
 use super::process::{free_port, run, running_as_root, user_ids, ServerProcess};
+use super::tls::TestCa;
 use super::{io, HarnessError, Result};
 
 const PACKAGE: &str = "postgresql";
 const ENV_VAR: &str = "SPAR_PG_BIN";
 /// The superuser the harness creates; trust authentication on loopback.
 pub const USER: &str = "spar";
+/// On servers started with TLS, the group whose members must log in with
+/// a client certificate.
+pub const CERT_GROUP: &str = "spar_cert";
 
 /// One PostgreSQL server (primary or hot-standby replica) in a temporary
 /// directory. Dropping it kills the server and removes the directory.
@@ -32,6 +36,23 @@ pub struct PgServer {
 impl PgServer {
     /// Initialises and starts a primary on a free port.
     pub async fn start() -> Result<Self> {
+        Self::create(None).await
+    }
+
+    /// Like [`PgServer::start`], with TLS: a certificate from `ca` for
+    /// 127.0.0.1, and TCP connections only over TLS (`hostssl`). Members of
+    /// the role [`CERT_GROUP`] log in with a client certificate from `ca`
+    /// whose common name is their role (`cert` authentication); everyone
+    /// else as usual. The harness itself connects over the Unix socket.
+    pub async fn start_with_tls(ca: &mut TestCa) -> Result<Self> {
+        let server = Self::create(Some(ca)).await?;
+        server
+            .execute("postgres", &format!("CREATE ROLE {CERT_GROUP} NOLOGIN"))
+            .await?;
+        Ok(server)
+    }
+
+    async fn create(tls: Option<&mut TestCa>) -> Result<Self> {
         let bin = find("postgres", ENV_VAR, &postgres_dirs(), PACKAGE)?;
         let bin_dir = bin.parent().map(Path::to_path_buf).unwrap_or_default();
         let (dir, user) = server_dir()?;
@@ -55,6 +76,9 @@ impl PgServer {
             user,
         )
         .await?;
+        if let Some(ca) = tls {
+            configure_tls(&data, ca, user)?;
+        }
         Self::launch(bin, dir, data, user, false).await
     }
 
@@ -107,7 +131,7 @@ impl PgServer {
             attempt += 1;
             let port = free_port()?;
             let mut process = spawn_postgres(&bin, dir.path(), &data, port, user)?;
-            match wait_ready(&mut process, port).await {
+            match wait_ready(&mut process, dir.path(), port).await {
                 Ok(()) => {
                     return Ok(Self {
                         process,
@@ -142,10 +166,12 @@ impl PgServer {
         format!("postgres://{USER}@127.0.0.1:{}/{db}", self.port)
     }
 
-    /// A client connected to database `db`.
+    /// A client connected to database `db`, over the server's Unix socket
+    /// (so it works whatever TCP demands, e.g. TLS).
     pub async fn connect(&self, db: &str) -> Result<Client> {
         let config = format!(
-            "host=127.0.0.1 port={} user={USER} dbname={db} connect_timeout=5",
+            "host={} port={} user={USER} dbname={db} connect_timeout=5",
+            self.dir.path().display(),
             self.port
         );
         let (client, connection) =
@@ -255,7 +281,7 @@ impl PgServer {
         let _ = self.process.kill();
         self.process =
             spawn_postgres(&self.bin, self.dir.path(), &self.data, self.port, self.user)?;
-        wait_ready(&mut self.process, self.port).await
+        wait_ready(&mut self.process, self.dir.path(), self.port).await
     }
 
     /// Pauses WAL replay on a replica: it keeps serving, with older data.
@@ -271,11 +297,14 @@ impl PgServer {
     }
 }
 
-/// Waits until the server on `port` accepts connections (at most 60 s).
-async fn wait_ready(process: &mut ServerProcess, port: u16) -> Result<()> {
+/// Waits until the server on `port` accepts connections on its socket in
+/// `dir` (at most 60 s).
+async fn wait_ready(process: &mut ServerProcess, dir: &Path, port: u16) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
-    let config =
-        format!("host=127.0.0.1 port={port} user={USER} dbname=postgres connect_timeout=2");
+    let config = format!(
+        "host={} port={port} user={USER} dbname=postgres connect_timeout=2",
+        dir.display()
+    );
     let startup_error = |process: &ServerProcess, detail: &str| HarnessError::Startup {
         what: format!("postgres on port {port}"),
         detail: detail.to_string(),
@@ -317,6 +346,54 @@ fn server_dir() -> Result<(tempfile::TempDir, Option<(u32, u32)>)> {
     std::os::unix::fs::chown(dir.path(), Some(ids.0), Some(ids.1))
         .map_err(io(format!("chown {}", dir.path().display())))?;
     Ok((dir, Some(ids)))
+}
+
+/// Puts a server certificate from `ca` and `ca`'s certificate into the data
+/// directory, turns TLS on and allows TCP only over TLS.
+fn configure_tls(data: &Path, ca: &mut TestCa, user: Option<(u32, u32)>) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+
+    let files = ca.server_cert(&["127.0.0.1"])?;
+    for (from, to) in [
+        (files.cert.as_path(), "server.crt"),
+        (files.key.as_path(), "server.key"),
+        (ca.ca_file(), "root.crt"),
+    ] {
+        let to = data.join(to);
+        std::fs::copy(from, &to).map_err(io(format!(
+            "copy {} to {}",
+            from.display(),
+            to.display()
+        )))?;
+        // PostgreSQL refuses a key others can read.
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))
+            .map_err(io(format!("chmod {}", to.display())))?;
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(&to, Some(uid), Some(gid))
+                .map_err(io(format!("chown {}", to.display())))?;
+        }
+    }
+    let conf = data.join("postgresql.conf");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&conf)
+        .map_err(io(format!("open {}", conf.display())))?;
+    file.write_all(
+        b"\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nssl_ca_file = 'root.crt'\n",
+    )
+    .map_err(io(format!("write {}", conf.display())))?;
+    let hba = data.join("pg_hba.conf");
+    std::fs::write(
+        &hba,
+        format!(
+            "local all all trust\nlocal replication all trust\n\
+             hostssl all +{CERT_GROUP} 127.0.0.1/32 cert\n\
+             hostssl all all 127.0.0.1/32 trust\n\
+             hostssl replication all 127.0.0.1/32 trust\n"
+        ),
+    )
+    .map_err(io(format!("write {}", hba.display())))
 }
 
 fn spawn_postgres(
