@@ -8,7 +8,8 @@
 use std::fmt::Debug;
 
 use arrow::datatypes::DataType;
-use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
+use datafusion::common::DFSchema;
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, ExprSchemable, Operator};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::unparser::dialect::Dialect;
 
@@ -55,13 +56,15 @@ pub trait SqlDialect: Debug + Send + Sync {
     /// Whether the source computes `expr` exactly as DataFusion would (same
     /// result for every row, NULLs and types included). Only such
     /// expressions are pushed into a fragment; the rest run locally.
+    /// `schema` is the schema `expr` is evaluated against, so that a
+    /// dialect can decide by the operands' types.
     ///
     /// The default accepts a conservative core that every SQL database
     /// evaluates alike: column references, literals of
     /// [`SqlDialect::supports_literal`] types, comparisons, `AND`, `OR`,
     /// `NOT`, `IS [NOT] NULL`, `BETWEEN` and `IN` lists.
-    fn supports_expr(&self, expr: &Expr) -> bool {
-        default_supports_expr(self, expr)
+    fn supports_expr(&self, expr: &Expr, schema: &DFSchema) -> bool {
+        default_supports_expr(self, expr, schema)
     }
 
     /// Spar's corrections to `expr` before it is spelled for this source,
@@ -112,29 +115,62 @@ fn is_core_operator(op: &Operator) -> bool {
     )
 }
 
-/// Whether `e` is a string literal (for dialects that keep string
-/// comparisons local).
-pub fn is_string_literal(e: &Expr) -> bool {
-    matches!(e, Expr::Literal(v, _) if v.data_type().is_string())
+/// Whether `e` is string-typed in `schema` (for dialects that keep string
+/// comparisons local). An expression whose type cannot be determined counts
+/// as a string: the answer only ever keeps work local.
+pub fn is_string(e: &Expr, schema: &DFSchema) -> bool {
+    e.get_type(schema).map_or(true, |t| {
+        matches!(
+            t,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _)
+        )
+    })
 }
 
 /// The conservative core of [`SqlDialect::supports_expr`], for dialects
 /// that override it to exclude more and then defer to the core.
-pub fn default_supports_expr<D: SqlDialect + ?Sized>(dialect: &D, expr: &Expr) -> bool {
+pub fn default_supports_expr<D: SqlDialect + ?Sized>(
+    dialect: &D,
+    expr: &Expr,
+    schema: &DFSchema,
+) -> bool {
+    let ok = |e: &Expr| dialect.supports_expr(e, schema);
     match expr {
-        Expr::Column(_) => true,
+        Expr::Column(c) => schema.has_column(c),
         Expr::Literal(value, _) => dialect.supports_literal(value),
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-            is_core_operator(op) && dialect.supports_expr(left) && dialect.supports_expr(right)
+            is_core_operator(op) && ok(left) && ok(right)
         }
-        Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) => dialect.supports_expr(e),
+        Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) => ok(e),
         Expr::Between(Between {
             expr, low, high, ..
-        }) => {
-            dialect.supports_expr(expr) && dialect.supports_expr(low) && dialect.supports_expr(high)
+        }) => ok(expr) && ok(low) && ok(high),
+        Expr::InList(list) => ok(&list.expr) && list.list.iter().all(ok),
+        _ => false,
+    }
+}
+
+/// Whether `expr` compares strings anywhere: `=`, `<`, ... with a string
+/// operand, `BETWEEN` or `IN` over strings. For dialects whose string
+/// comparisons differ from DataFusion's bytewise ones; `ordering_only`
+/// limits it to `<`, `<=`, `>`, `>=` and `BETWEEN` (for sources whose
+/// equality is exact but whose order follows a collation).
+pub fn compares_strings(expr: &Expr, schema: &DFSchema, ordering_only: bool) -> bool {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let ordering = matches!(
+                op,
+                Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+            );
+            let equality = matches!(op, Operator::Eq | Operator::NotEq);
+            ((ordering || (equality && !ordering_only)) && is_string(left, schema))
+                || compares_strings(left, schema, ordering_only)
+                || compares_strings(right, schema, ordering_only)
         }
-        Expr::InList(list) => {
-            dialect.supports_expr(&list.expr) && list.list.iter().all(|e| dialect.supports_expr(e))
+        Expr::Between(b) => is_string(&b.expr, schema),
+        Expr::InList(list) => !ordering_only && is_string(&list.expr, schema),
+        Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) => {
+            compares_strings(e, schema, ordering_only)
         }
         _ => false,
     }

@@ -125,6 +125,7 @@ impl From<ConnectorError> for DataFusionError {
 
 /// A connection URL with its credentials (between `://` and `@`) replaced
 /// by `***`, for messages about URLs that do not parse.
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
 pub(crate) fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(a)) if a > s => format!("{}://***@{}", &url[..s], &url[a + 1..]),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{Statistics, TableReference};
+use datafusion::common::{DFSchema, Statistics, TableReference};
 use datafusion::datasource::{provider_as_source, TableType};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
@@ -62,9 +62,16 @@ impl SourceTable {
         &self.dialect
     }
 
-    /// Whether `filter` can run on the source with DataFusion's semantics.
+    /// Whether `filter` (over this table's columns) can run on the source
+    /// with DataFusion's semantics.
     pub fn can_push_filter(&self, filter: &Expr) -> bool {
-        self.dialect.capabilities().filter && self.dialect.supports_expr(filter)
+        if !self.dialect.capabilities().filter {
+            return false;
+        }
+        let Ok(schema) = DFSchema::try_from(self.meta.schema.as_ref().clone()) else {
+            return false;
+        };
+        unqualify(filter.clone()).is_ok_and(|f| self.dialect.supports_expr(&f, &schema))
     }
 
     /// The fragment that reads this table with a projection (indices into

@@ -118,12 +118,18 @@ async fn every_type_round_trips() {
     ok(server
         .execute(
             "shop",
-            "CREATE TABLE words (w VARCHAR(10)); INSERT INTO words VALUES ('a'), ('A '), ('b')",
+            "CREATE TABLE words (w VARCHAR(10), v VARCHAR(10)); \
+             INSERT INTO words VALUES ('a', 'a'), ('A ', 'a'), ('b', 'B')",
         )
         .await);
     let fresh = engine(vec![server.url("shop")]).await;
     assert_eq!(
         rows(&fresh.session(), "SELECT w FROM words WHERE w = 'a'").await,
+        vec!["a"]
+    );
+    // Column against column too.
+    assert_eq!(
+        rows(&fresh.session(), "SELECT w FROM words WHERE w = v").await,
         vec!["a"]
     );
 }

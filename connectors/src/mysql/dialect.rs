@@ -1,14 +1,16 @@
 //! MySQL's and MariaDB's spelling and capabilities.
 
-use datafusion::logical_expr::{Between, BinaryExpr, Expr};
+use datafusion::common::DFSchema;
+use datafusion::logical_expr::Expr;
 use datafusion::sql::unparser::dialect::{Dialect, MySqlDialect};
 
-use crate::dialect::{default_supports_expr, is_string_literal, Capabilities, SqlDialect};
+use crate::dialect::{compares_strings, default_supports_expr, Capabilities, SqlDialect};
 
 /// MySQL and MariaDB as fragment targets, spelled by DataFusion's
 /// [`MySqlDialect`] (backtick quoting).
 ///
-/// Not pushed: any comparison with a string, because the default
+/// Not pushed: any comparison of strings (with a literal or another
+/// column), because the default
 /// collations compare case-insensitively and ignore trailing spaces
 /// (`'a' = 'A '` is true), unlike DataFusion.
 #[derive(Debug, Default)]
@@ -34,20 +36,31 @@ impl SqlDialect for MySqlSqlDialect {
         }
     }
 
-    fn supports_expr(&self, expr: &Expr) -> bool {
-        match expr {
-            Expr::BinaryExpr(BinaryExpr { left, right, .. })
-                if is_string_literal(left) || is_string_literal(right) =>
-            {
-                false
-            }
-            Expr::Between(Between { low, high, .. })
-                if is_string_literal(low) || is_string_literal(high) =>
-            {
-                false
-            }
-            Expr::InList(list) if list.list.iter().any(is_string_literal) => false,
-            _ => default_supports_expr(self, expr),
-        }
+    fn supports_expr(&self, expr: &Expr, schema: &DFSchema) -> bool {
+        !compares_strings(expr, schema, false) && default_supports_expr(self, expr, schema)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::logical_expr::{col, lit};
+
+    #[test]
+    fn string_comparisons_stay_local_whatever_the_operands() -> datafusion::error::Result<()> {
+        let schema = DFSchema::try_from(Schema::new(vec![
+            Field::new("a", DataType::Utf8, true),
+            Field::new("b", DataType::Utf8, true),
+            Field::new("n", DataType::Int32, true),
+            Field::new("m", DataType::Int32, true),
+        ]))?;
+        let d = MySqlSqlDialect;
+        assert!(!d.supports_expr(&col("a").eq(col("b")), &schema));
+        assert!(!d.supports_expr(&col("a").eq(lit("x")), &schema));
+        assert!(!d.supports_expr(&col("n").gt(lit(1)).and(col("a").lt(col("b"))), &schema));
+        assert!(!d.supports_expr(&col("a").in_list(vec![lit("x")], false), &schema));
+        assert!(d.supports_expr(&col("n").eq(col("m")).and(col("a").is_null()), &schema));
+        Ok(())
     }
 }

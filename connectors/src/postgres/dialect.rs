@@ -1,9 +1,10 @@
 //! PostgreSQL's spelling and capabilities.
 
-use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+use datafusion::common::DFSchema;
+use datafusion::logical_expr::Expr;
 use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect};
 
-use crate::dialect::{default_supports_expr, is_string_literal, Capabilities, SqlDialect};
+use crate::dialect::{compares_strings, default_supports_expr, Capabilities, SqlDialect};
 
 /// PostgreSQL as a fragment target, spelled by DataFusion's
 /// [`PostgreSqlDialect`] (double-quoted identifiers, `CAST(... AS DATE)`).
@@ -35,15 +36,30 @@ impl SqlDialect for PostgresSqlDialect {
         }
     }
 
-    fn supports_expr(&self, expr: &Expr) -> bool {
-        match expr {
-            Expr::BinaryExpr(BinaryExpr {
-                left,
-                op: Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq,
-                right,
-            }) if is_string_literal(left) || is_string_literal(right) => false,
-            Expr::Between(b) if is_string_literal(&b.low) || is_string_literal(&b.high) => false,
-            _ => default_supports_expr(self, expr),
-        }
+    fn supports_expr(&self, expr: &Expr, schema: &DFSchema) -> bool {
+        !compares_strings(expr, schema, true) && default_supports_expr(self, expr, schema)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::logical_expr::{col, lit};
+
+    #[test]
+    fn string_order_stays_local_equality_is_pushed() -> datafusion::error::Result<()> {
+        let schema = DFSchema::try_from(Schema::new(vec![
+            Field::new("a", DataType::Utf8, true),
+            Field::new("b", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ]))?;
+        let d = PostgresSqlDialect;
+        assert!(!d.supports_expr(&col("a").lt(col("b")), &schema));
+        assert!(!d.supports_expr(&col("a").between(lit("a"), lit("b")), &schema));
+        assert!(d.supports_expr(&col("a").eq(col("b")), &schema));
+        assert!(d.supports_expr(&col("a").in_list(vec![lit("x")], false), &schema));
+        assert!(d.supports_expr(&col("n").lt(lit(3_i64)), &schema));
+        Ok(())
     }
 }
