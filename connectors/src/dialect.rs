@@ -31,6 +31,16 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// A source that can run every operator.
+    pub const ALL: Self = Self {
+        filter: true,
+        limit: true,
+        order_by: true,
+        joins: true,
+        aggregates: true,
+        window_functions: true,
+    };
+
     /// A source that can only be scanned (projection only).
     pub const SCAN_ONLY: Self = Self {
         filter: false,
@@ -65,6 +75,16 @@ pub trait SqlDialect: Debug + Send + Sync {
     /// `NOT`, `IS [NOT] NULL`, `BETWEEN` and `IN` lists.
     fn supports_expr(&self, expr: &Expr, schema: &DFSchema) -> bool {
         default_supports_expr(self, expr, schema)
+    }
+
+    /// Whether the source computes the aggregate `expr` (an
+    /// `Expr::AggregateFunction` over rows of `schema`) exactly as
+    /// DataFusion would, result type included. The default accepts
+    /// `count` (also `DISTINCT`, when equality of the argument is exact),
+    /// `min` and `max` (when ordering of the argument is exact): their
+    /// results have the argument's type, or BIGINT, everywhere.
+    fn supports_aggregate(&self, expr: &Expr, schema: &DFSchema) -> bool {
+        default_supports_aggregate(self, expr, schema)
     }
 
     /// Spar's corrections to `expr` before it is spelled for this source,
@@ -146,6 +166,32 @@ pub fn default_supports_expr<D: SqlDialect + ?Sized>(
             expr, low, high, ..
         }) => ok(expr) && ok(low) && ok(high),
         Expr::InList(list) => ok(&list.expr) && list.list.iter().all(ok),
+        _ => false,
+    }
+}
+
+/// The core of [`SqlDialect::supports_aggregate`].
+pub fn default_supports_aggregate<D: SqlDialect + ?Sized>(
+    dialect: &D,
+    expr: &Expr,
+    schema: &DFSchema,
+) -> bool {
+    let Expr::AggregateFunction(agg) = expr else {
+        return false;
+    };
+    let params = &agg.params;
+    if params.filter.is_some() || !params.order_by.is_empty() || params.null_treatment.is_some() {
+        return false;
+    }
+    let args = &params.args;
+    let each = |check: &dyn Fn(&Expr) -> Expr| {
+        args.iter()
+            .all(|a| dialect.supports_expr(a, schema) && dialect.supports_expr(&check(a), schema))
+    };
+    match agg.func.name() {
+        "count" if params.distinct => each(&|a| a.clone().eq(a.clone())),
+        "count" => args.iter().all(|a| dialect.supports_expr(a, schema)),
+        "min" | "max" => each(&|a| a.clone().lt(a.clone())),
         _ => false,
     }
 }

@@ -163,7 +163,8 @@ impl Engine {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(false)
-            .with_default_catalog_and_schema(DEFAULT_CATALOG, SEARCH_PATH_SCHEMA);
+            .with_default_catalog_and_schema(DEFAULT_CATALOG, SEARCH_PATH_SCHEMA)
+            .with_option_extension(spar_planner::SparOptions::default());
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(Arc::clone(&self.inner.runtime))

@@ -10,6 +10,7 @@ use datafusion::common::{Column, DFSchemaRef, Statistics};
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
 use datafusion::physical_plan::ExecutionPlan;
+use spar_connectors::SqlDialect;
 
 /// Turns a [`Fragment`] into an operator that runs it on its source.
 ///
@@ -36,6 +37,8 @@ pub struct Fragment {
     pub plan: LogicalPlan,
     /// What the planner knows of the fragment's output.
     pub statistics: Arc<Statistics>,
+    /// The source's dialect: what else the fragment could grow over.
+    pub dialect: Arc<dyn SqlDialect>,
     /// Runs the fragment on the source.
     pub runner: Arc<dyn FragmentRunner>,
 }

@@ -6,18 +6,22 @@
 //!   source, carrying the connector's metadata and the source's dialect.
 //! - [`fragment`]: the [`Fragment`] logical node (one query to one source)
 //!   and [`FragmentRunner`], which the engine implements to run one.
-//! - [`push_down_fragments`]: the rule that turns scans of source tables
-//!   into fragments.
+//! - [`push_down_fragments`]: the rule that cuts the plan into fragments,
+//!   each the largest sub-plan one source can run.
+//! - `remote`: a fragment's sub-plan in the source's own table names.
 //! - [`physical`]: [`SparQueryPlanner`], DataFusion's physical planner
 //!   that also plans fragments.
 //! - [`unparse`]: SQL for a sub-plan in a source's dialect.
+//! - [`options`]: [`SparOptions`], the `spar.*` session settings.
 //!
 //! [`spar_rules`] is the one ordered list of Spar's rules; the engine
 //! appends it to DataFusion's optimizer rules.
 
 pub mod fragment;
+pub mod options;
 pub mod physical;
 pub mod push_down_fragments;
+mod remote;
 pub mod source_table;
 pub mod unparse;
 
@@ -29,6 +33,7 @@ use std::sync::Arc;
 use datafusion::optimizer::OptimizerRule;
 
 pub use fragment::{Fragment, FragmentRunner};
+pub use options::SparOptions;
 pub use physical::SparQueryPlanner;
 pub use push_down_fragments::PushDownFragments;
 pub use source_table::SourceTable;

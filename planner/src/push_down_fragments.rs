@@ -1,33 +1,50 @@
-//! `PushDownFragments`: replaces scans of source tables by fragments.
+//! `PushDownFragments`: cuts the plan into fragments, each the largest
+//! sub-plan one source can run whole.
 //!
 //! Runs after DataFusion's own rules, so projections, filters and limits
-//! have already been pushed into each `TableScan`. A scan of a
-//! [`SourceTable`] becomes a [`Fragment`] whose SQL selects those columns,
-//! with those filters and that limit, from the source's own table.
+//! have already been pushed into each `TableScan`. Bottom-up: a scan of a
+//! [`SourceTable`] becomes a [`Fragment`]; then a node whose inputs are all
+//! fragments of one source, and which that source's [`SqlDialect`] can run
+//! with DataFusion's semantics, joins them into one fragment. What a source
+//! cannot run stays local, above its fragments: pushdown never makes a
+//! query fail or change its answer.
 //!
 //! ```text
-//! Limit: fetch=10                          Limit: fetch=10
-//!   TableScan: sales.main.orders     ==>     Fragment: source=sales
-//!     projection=[o_orderkey]                  sql=SELECT `o_orderkey` FROM `main`.`orders`
-//!     filters=[o_totalprice > 100]                 WHERE `o_totalprice` > 100 LIMIT 10
-//!     fetch=10
+//! Aggregate: count(*)                           Fragment: source=crm
+//!   Join: o.custkey = c.custkey                   sql=SELECT count(*) FROM "public"."orders"
+//!     TableScan: crm.public.orders     ==>            JOIN "public"."customer" ON ...
+//!       filters=[o_total > 10]                        WHERE "orders"."o_total" > 10
+//!     TableScan: crm.public.customer
 //! ```
 //!
-//! (This is the one-table seed of fragment pushdown; joins, aggregates and
-//! sorts inside one source are the next step.)
+//! Merged: projection, filter, inner/left/right/full joins on `ON`
+//! conditions, aggregates the dialect accepts, `DISTINCT`, `UNION ALL`,
+//! subquery aliases, limit/offset, and sorts. A sort is run by the source
+//! (so that a limit above it can be too) and again locally, because
+//! DataFusion is not told that a fragment's rows arrive sorted.
 
 use std::sync::Arc;
 
 use datafusion::common::tree_node::Transformed;
-use datafusion::datasource::DefaultTableSource;
+use datafusion::common::{DFSchema, NullEquality, Statistics};
 use datafusion::error::Result;
-use datafusion::logical_expr::{Extension, FetchType, Limit, LogicalPlan, SkipType, TableSource};
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{
+    Distinct, Expr, Extension, FetchType, JoinConstraint, JoinType, LogicalPlan,
+    LogicalPlanBuilder, Projection, SkipType, Sort, TableScan,
+};
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
+use spar_connectors::SqlDialect;
 
 use crate::fragment::Fragment;
+use crate::options::SparOptions;
+use crate::remote::{remote_plan, source_table};
 use crate::source_table::SourceTable;
+use crate::unparse::plan_to_source_sql;
 
-/// Replaces each scan of a [`SourceTable`] by a [`crate::Fragment`].
+/// Replaces scans of [`SourceTable`]s by [`Fragment`]s and grows each
+/// fragment over the operators its source can run (unless the session says
+/// `SET spar.pushdown = false`).
 #[derive(Debug, Default)]
 pub struct PushDownFragments;
 
@@ -46,13 +63,21 @@ impl OptimizerRule for PushDownFragments {
     fn rewrite(
         &self,
         plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
+        config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
+        let pushdown = config
+            .options()
+            .extensions
+            .get::<SparOptions>()
+            .is_none_or(|o| o.pushdown);
         plan.transform_up_with_subqueries(|node| match &node {
             LogicalPlan::TableScan(scan) => {
                 let Some(table) = source_table(&scan.source) else {
                     return Ok(Transformed::no(node));
                 };
+                if !pushdown {
+                    return scan_only(table, scan).map(Transformed::yes);
+                }
                 // Every filter in the scan was accepted as exact by
                 // `SourceTable::supports_filters_pushdown`, so all of them
                 // go into the fragment, and so may the limit.
@@ -62,70 +87,231 @@ impl OptimizerRule for PushDownFragments {
                     &scan.filters,
                     scan.fetch,
                 )?;
-                Ok(Transformed::yes(LogicalPlan::Extension(Extension {
-                    node: Arc::new(fragment),
-                })))
+                Ok(Transformed::yes(extension(fragment)))
             }
-            LogicalPlan::Limit(limit) => push_limit(limit).map(|pushed| match pushed {
-                Some(plan) => Transformed::yes(plan),
-                None => Transformed::no(node),
-            }),
+            _ if pushdown => merge(node),
             _ => Ok(Transformed::no(node)),
         })
     }
 }
 
-/// The source table behind a scan's table source, if it is one.
-fn source_table(source: &Arc<dyn TableSource>) -> Option<&SourceTable> {
-    let provider = source.as_ref().downcast_ref::<DefaultTableSource>()?;
-    provider
-        .table_provider
-        .as_ref()
-        .downcast_ref::<SourceTable>()
+/// With pushdown off: the fragment reads the scan's columns and those its
+/// filters need, and the filters and limit run locally.
+fn scan_only(table: &SourceTable, scan: &TableScan) -> Result<LogicalPlan> {
+    let mut projection = scan
+        .projection
+        .clone()
+        .unwrap_or_else(|| (0..table.meta().schema.fields().len()).collect());
+    let wanted = projection.len();
+    for filter in &scan.filters {
+        for column in filter.column_refs() {
+            if let Ok(i) = table.meta().schema.index_of(&column.name) {
+                if !projection.contains(&i) {
+                    projection.push(i);
+                }
+            }
+        }
+    }
+    let read = LogicalPlanBuilder::scan(
+        scan.table_name.clone(),
+        Arc::clone(&scan.source),
+        Some(projection.clone()),
+    )?
+    .build()?;
+    let fragment = table.fragment(read, Some(&projection), &[], None)?;
+    let mut plan = LogicalPlanBuilder::from(extension(fragment));
+    if let Some(predicate) = conjunction(scan.filters.clone()) {
+        plan = plan.filter(predicate)?;
+    }
+    if projection.len() > wanted {
+        let columns: Vec<Expr> = plan.schema().columns()[..wanted]
+            .iter()
+            .cloned()
+            .map(Expr::Column)
+            .collect();
+        plan = plan.project(columns)?;
+    }
+    if let Some(fetch) = scan.fetch {
+        plan = plan.limit(0, Some(fetch))?;
+    }
+    plan.build()
 }
 
-/// A limit over a one-table fragment also goes into the fragment's SQL
-/// (the `Limit` stays: it is cheap and keeps `OFFSET` local). DataFusion
-/// pushes limits into scans itself, but only in a later optimizer pass than
-/// the one in which this rule has already replaced the scan.
-fn push_limit(limit: &Limit) -> Result<Option<LogicalPlan>> {
-    let LogicalPlan::Extension(ext) = limit.input.as_ref() else {
-        return Ok(None);
-    };
-    let Some(fragment) = ext.node.as_any().downcast_ref::<Fragment>() else {
-        return Ok(None);
-    };
-    let LogicalPlan::TableScan(scan) = &fragment.plan else {
-        return Ok(None);
-    };
-    let Some(table) = source_table(&scan.source) else {
-        return Ok(None);
-    };
-    let (SkipType::Literal(skip), FetchType::Literal(Some(fetch))) =
-        (limit.get_skip_type()?, limit.get_fetch_type()?)
-    else {
-        return Ok(None);
-    };
-    let rows = skip.saturating_add(fetch);
-    if !table.dialect().capabilities().limit || scan.fetch.is_some_and(|f| f <= rows) {
-        return Ok(None);
-    }
-    let mut limited = scan.clone();
-    limited.fetch = Some(rows);
-    let fragment = table.fragment(
-        LogicalPlan::TableScan(limited.clone()),
-        limited.projection.as_ref(),
-        &limited.filters,
-        limited.fetch,
-    )?;
-    let input = Arc::new(LogicalPlan::Extension(Extension {
+fn extension(fragment: Fragment) -> LogicalPlan {
+    LogicalPlan::Extension(Extension {
         node: Arc::new(fragment),
-    }));
-    Ok(Some(LogicalPlan::Limit(Limit {
-        skip: limit.skip.clone(),
-        fetch: limit.fetch.clone(),
-        input,
-    })))
+    })
+}
+
+fn as_fragment(plan: &LogicalPlan) -> Option<&Fragment> {
+    match plan {
+        LogicalPlan::Extension(ext) => ext.node.as_any().downcast_ref::<Fragment>(),
+        _ => None,
+    }
+}
+
+/// `node` and its inputs as one fragment, when its inputs are fragments of
+/// one source that can run `node`.
+fn merge(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let inputs = node.inputs();
+    let Some(fragments) = inputs
+        .iter()
+        .map(|input| as_fragment(input))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Ok(Transformed::no(node));
+    };
+    let Some(first) = fragments.first() else {
+        return Ok(Transformed::no(node));
+    };
+    if fragments.iter().any(|f| f.source != first.source) || !can_run(&node, first.dialect.as_ref())
+    {
+        return Ok(Transformed::no(node));
+    }
+    let sub_plan = node.with_new_exprs(
+        node.expressions(),
+        fragments.iter().map(|f| f.plan.clone()).collect(),
+    )?;
+    let Some(sql) = sql_for(&sub_plan, first.dialect.as_ref()) else {
+        return Ok(Transformed::no(node));
+    };
+    let statistics = Arc::new(Statistics::new_unknown(sub_plan.schema().as_arrow()));
+    let fragment = Fragment {
+        source: first.source.clone(),
+        sql,
+        plan: sub_plan,
+        statistics,
+        dialect: Arc::clone(&first.dialect),
+        runner: Arc::clone(&first.runner),
+    };
+    Ok(Transformed::yes(match node {
+        // Sorted again locally: the order is not known to survive.
+        LogicalPlan::Sort(sort) => LogicalPlan::Sort(Sort {
+            expr: sort.expr,
+            input: Arc::new(extension(fragment)),
+            fetch: sort.fetch,
+        }),
+        _ => extension(fragment),
+    }))
+}
+
+/// The source SQL of `plan`, or `None` if it cannot be spelled for the
+/// source (the fragment then does not grow).
+fn sql_for(plan: &LogicalPlan, dialect: &dyn SqlDialect) -> Option<String> {
+    let remote = pin_columns(remote_plan(plan, dialect).ok()??).ok()?;
+    plan_to_source_sql(&remote, dialect).ok()
+}
+
+/// Makes the SELECT list name the output columns in order: without a
+/// projection the unparser may write `SELECT *`, which is every column of
+/// the remote tables. The projection goes under a top sort or limit, so
+/// that it does not become an outer query over a derived table (where the
+/// tables' qualifiers would not be visible).
+fn pin_columns(plan: LogicalPlan) -> Result<LogicalPlan> {
+    Ok(match plan {
+        // (An aggregate alone is written with its aggregates first.)
+        LogicalPlan::Projection(_) | LogicalPlan::Distinct(_) | LogicalPlan::Union(_) => plan,
+        LogicalPlan::Sort(mut sort) => {
+            sort.input = Arc::new(pin_columns(Arc::unwrap_or_clone(sort.input))?);
+            LogicalPlan::Sort(sort)
+        }
+        LogicalPlan::Limit(mut limit) => {
+            limit.input = Arc::new(pin_columns(Arc::unwrap_or_clone(limit.input))?);
+            LogicalPlan::Limit(limit)
+        }
+        other => {
+            let columns = other
+                .schema()
+                .columns()
+                .into_iter()
+                .map(Expr::Column)
+                .collect();
+            LogicalPlan::Projection(Projection::try_new(columns, Arc::new(other))?)
+        }
+    })
+}
+
+fn unaliased(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias(alias) => unaliased(&alias.expr),
+        other => other,
+    }
+}
+
+/// Whether equal values of `e` are equal on the source (grouping, joins,
+/// `DISTINCT`).
+fn equals_alike(e: &Expr, schema: &DFSchema, dialect: &dyn SqlDialect) -> bool {
+    dialect.supports_expr(e, schema) && dialect.supports_expr(&e.clone().eq(e.clone()), schema)
+}
+
+/// Whether the source orders values of `e` as DataFusion does.
+fn orders_alike(e: &Expr, schema: &DFSchema, dialect: &dyn SqlDialect) -> bool {
+    dialect.supports_expr(e, schema) && dialect.supports_expr(&e.clone().lt(e.clone()), schema)
+}
+
+/// Whether the source can run `node` (over inputs it runs) with
+/// DataFusion's semantics.
+fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
+    let caps = dialect.capabilities();
+    let supports = |e: &Expr, schema: &DFSchema| dialect.supports_expr(unaliased(e), schema);
+    match node {
+        LogicalPlan::Projection(p) => p.expr.iter().all(|e| supports(e, p.input.schema())),
+        LogicalPlan::Filter(f) => caps.filter && supports(&f.predicate, f.input.schema()),
+        LogicalPlan::Limit(limit) => {
+            caps.limit
+                && matches!(limit.get_skip_type(), Ok(SkipType::Literal(_)))
+                && matches!(limit.get_fetch_type(), Ok(FetchType::Literal(_)))
+        }
+        LogicalPlan::Sort(sort) => {
+            caps.order_by
+                && (sort.fetch.is_none() || caps.limit)
+                && sort
+                    .expr
+                    .iter()
+                    .all(|s| orders_alike(&s.expr, sort.input.schema(), dialect))
+        }
+        LogicalPlan::SubqueryAlias(_) => true,
+        LogicalPlan::Join(join) => {
+            let Ok(schema) = join.left.schema().join(join.right.schema()) else {
+                return false;
+            };
+            caps.joins
+                && matches!(
+                    join.join_type,
+                    JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
+                )
+                && join.join_constraint == JoinConstraint::On
+                && join.null_equality == NullEquality::NullEqualsNothing
+                && join.on.iter().all(|(l, r)| {
+                    equals_alike(l, &schema, dialect)
+                        && equals_alike(r, &schema, dialect)
+                        && supports(&l.clone().eq(r.clone()), &schema)
+                })
+                && join.filter.as_ref().is_none_or(|f| supports(f, &schema))
+        }
+        LogicalPlan::Aggregate(agg) => {
+            let schema = agg.input.schema();
+            caps.aggregates
+                && agg
+                    .group_expr
+                    .iter()
+                    .all(|g| !matches!(g, Expr::GroupingSet(_)) && equals_alike(g, schema, dialect))
+                && agg
+                    .aggr_expr
+                    .iter()
+                    .all(|e| dialect.supports_aggregate(unaliased(e), schema))
+        }
+        LogicalPlan::Distinct(Distinct::All(input)) => {
+            caps.aggregates
+                && input
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .all(|c| equals_alike(&Expr::Column(c), input.schema(), dialect))
+        }
+        LogicalPlan::Union(_) => caps.filter,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +354,71 @@ mod tests {
     #[tokio::test]
     async fn identifiers_are_quoted() {
         let plan = optimized_plan(r#"SELECT "we`ird" FROM sales.main."odd table""#).await;
+        insta::assert_snapshot!(plan);
+    }
+
+    #[tokio::test]
+    async fn a_join_aggregate_and_top_k_in_one_source_is_one_fragment() {
+        let plan = optimized_plan(
+            "SELECT c.c_name, count(*) AS n, max(o.o_totalprice) AS top \
+             FROM sales.main.orders o JOIN sales.main.customer c ON o.o_custkey = c.c_custkey \
+             WHERE o.o_orderdate < DATE '1995-03-15' \
+             GROUP BY c.c_name ORDER BY n DESC, c.c_name LIMIT 10",
+        )
+        .await;
+        insta::assert_snapshot!(plan);
+    }
+
+    #[tokio::test]
+    async fn outer_joins_distinct_and_union_all_are_pushed() {
+        let plan = optimized_plan(
+            "SELECT DISTINCT o_orderkey, c_name FROM sales.main.orders \
+               LEFT JOIN sales.main.customer ON o_custkey = c_custkey \
+             UNION ALL SELECT o_orderkey, c_name FROM sales.main.orders \
+               FULL JOIN sales.main.customer ON o_custkey = c_custkey",
+        )
+        .await;
+        insta::assert_snapshot!(plan);
+    }
+
+    #[tokio::test]
+    async fn a_join_across_sources_keeps_one_fragment_per_source() {
+        let plan = optimized_plan(
+            "SELECT c_name, n_name FROM sales.main.customer \
+             JOIN crm.main.nation ON c_nationkey = n_nationkey WHERE n_nationkey > 3",
+        )
+        .await;
+        insta::assert_snapshot!(plan);
+    }
+
+    #[tokio::test]
+    async fn what_the_source_cannot_run_stays_above_it() {
+        // A scalar function the dialect does not map, and an aggregate it
+        // does not accept (sum): both local, the join still pushed.
+        let plan = optimized_plan(
+            "SELECT upper(c_name) AS u, sum(o_totalprice) AS s FROM sales.main.orders \
+             JOIN sales.main.customer ON o_custkey = c_custkey GROUP BY upper(c_name)",
+        )
+        .await;
+        insta::assert_snapshot!(plan);
+    }
+
+    #[tokio::test]
+    async fn sources_without_nulls_first_get_it_spelled() {
+        let plan = optimized_plan(
+            "SELECT n_nationkey FROM crm.main.nation ORDER BY n_nationkey DESC NULLS LAST LIMIT 3",
+        )
+        .await;
+        insta::assert_snapshot!(plan);
+    }
+
+    #[tokio::test]
+    async fn a_self_join_keeps_its_aliases() {
+        let plan = optimized_plan(
+            "SELECT a.o_orderkey, b.o_orderkey FROM sales.main.orders a \
+             JOIN sales.main.orders b ON a.o_custkey = b.o_orderkey",
+        )
+        .await;
         insta::assert_snapshot!(plan);
     }
 

@@ -109,6 +109,7 @@ impl SourceTable {
             sql,
             plan,
             statistics: Arc::new(self.fragment_statistics(projection, !filters.is_empty(), fetch)),
+            dialect: Arc::clone(&self.dialect),
             runner: Arc::clone(&self.runner),
         })
     }

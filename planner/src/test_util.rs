@@ -17,30 +17,39 @@ use datafusion::physical_plan::{
     ReplaceChildrenOptions,
 };
 use datafusion::prelude::SessionContext;
-use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect};
+use datafusion::sql::unparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect};
 use spar_connectors::{Capabilities, SqlDialect, TableKind, TableMeta, TableName, TableStats};
 
 use crate::fragment::{Fragment, FragmentRunner};
 use crate::source_table::SourceTable;
 
-/// A PostgreSQL-spelled dialect: filters and limits, the default expression core.
-#[derive(Debug, Default)]
-pub struct TestDialect;
+/// A dialect with every capability but window functions and the default
+/// expression core, spelled as PostgreSQL (`sales`) or MySQL (`crm`: no
+/// `NULLS FIRST`).
+pub struct TestDialect {
+    unparser: &'static (dyn Dialect + Sync),
+}
 
-static UNPARSER: PostgreSqlDialect = PostgreSqlDialect {};
+impl fmt::Debug for TestDialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TestDialect")
+    }
+}
+
+static POSTGRES: PostgreSqlDialect = PostgreSqlDialect {};
+static MYSQL: MySqlDialect = MySqlDialect {};
 
 impl SqlDialect for TestDialect {
     fn name(&self) -> &str {
         "test"
     }
     fn unparser(&self) -> &dyn Dialect {
-        &UNPARSER
+        self.unparser
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            filter: true,
-            limit: true,
-            ..Capabilities::SCAN_ONLY
+            window_functions: false,
+            ..Capabilities::ALL
         }
     }
 }
@@ -122,7 +131,7 @@ impl ExecutionPlan for ShownFragment {
     }
 }
 
-fn table(name: &str, fields: Vec<Field>) -> Arc<SourceTable> {
+fn table(source: &str, name: &str, fields: Vec<Field>) -> Arc<SourceTable> {
     let schema = Arc::new(Schema::new(fields));
     let mut stats = TableStats::unknown(schema.fields().len());
     stats.row_count = Precision::Exact(1500);
@@ -133,16 +142,31 @@ fn table(name: &str, fields: Vec<Field>) -> Arc<SourceTable> {
         stats,
         indexes: vec![],
     };
+    let unparser: &'static (dyn Dialect + Sync) = if source == "crm" { &MYSQL } else { &POSTGRES };
     Arc::new(SourceTable::new(
-        "sales",
+        source,
         meta,
-        Arc::new(TestDialect),
+        Arc::new(TestDialect { unparser }),
         Arc::new(TestRunner),
     ))
 }
 
-/// A session with Spar's rules and a source `sales` holding `main.orders`
-/// and ``main.`odd table` ``.
+fn register_catalog(ctx: &SessionContext, source: &str, tables: Vec<Arc<SourceTable>>) {
+    let schema = MemorySchemaProvider::new();
+    for t in tables {
+        let name = t.meta().name.table.clone();
+        datafusion::catalog::SchemaProvider::register_table(&schema, name.clone(), t)
+            .unwrap_or_else(|e| panic!("register {name}: {e}"));
+    }
+    let catalog = MemoryCatalogProvider::new();
+    datafusion::catalog::CatalogProvider::register_schema(&catalog, "main", Arc::new(schema))
+        .unwrap_or_else(|e| panic!("register schema: {e}"));
+    ctx.register_catalog(source, Arc::new(catalog));
+}
+
+/// A session with Spar's rules and two sources: `sales` (PostgreSQL
+/// spelling) holding `main.orders`, `main.customer` and ``main.`odd
+/// table` ``, and `crm` (MySQL spelling) holding `main.nation`.
 pub fn context() -> SessionContext {
     let state = SessionStateBuilder::new()
         .with_default_features()
@@ -156,30 +180,41 @@ pub fn context() -> SessionContext {
         .with_query_planner(Arc::new(crate::SparQueryPlanner))
         .build();
     let ctx = SessionContext::new_with_state(state);
-    let schema = MemorySchemaProvider::new();
     let orders = table(
+        "sales",
         "orders",
         vec![
             Field::new("o_orderkey", DataType::Int64, false),
+            Field::new("o_custkey", DataType::Int64, false),
             Field::new("o_totalprice", DataType::Decimal128(15, 2), true),
             Field::new("o_orderdate", DataType::Date32, true),
             Field::new("o_comment", DataType::Utf8, true),
         ],
     );
+    let customer = table(
+        "sales",
+        "customer",
+        vec![
+            Field::new("c_custkey", DataType::Int64, false),
+            Field::new("c_name", DataType::Utf8, true),
+            Field::new("c_nationkey", DataType::Int64, true),
+        ],
+    );
     let odd = table(
+        "sales",
         "odd table",
         vec![Field::new("we`ird", DataType::Int64, true)],
     );
-    let register = |name: &str, t: Arc<SourceTable>| {
-        datafusion::catalog::SchemaProvider::register_table(&schema, name.to_string(), t)
-            .unwrap_or_else(|e| panic!("register {name}: {e}"))
-    };
-    register("orders", orders);
-    register("odd table", odd);
-    let catalog = MemoryCatalogProvider::new();
-    datafusion::catalog::CatalogProvider::register_schema(&catalog, "main", Arc::new(schema))
-        .unwrap_or_else(|e| panic!("register schema: {e}"));
-    ctx.register_catalog("sales", Arc::new(catalog));
+    register_catalog(&ctx, "sales", vec![orders, customer, odd]);
+    let nation = table(
+        "crm",
+        "nation",
+        vec![
+            Field::new("n_nationkey", DataType::Int64, false),
+            Field::new("n_name", DataType::Utf8, true),
+        ],
+    );
+    register_catalog(&ctx, "crm", vec![nation]);
     ctx
 }
 

@@ -32,7 +32,10 @@ impl SqlDialect for MySqlSqlDialect {
         Capabilities {
             filter: true,
             limit: true,
-            ..Capabilities::SCAN_ONLY
+            order_by: true,
+            joins: true,
+            aggregates: true,
+            window_functions: false,
         }
     }
 

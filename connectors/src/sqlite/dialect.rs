@@ -40,7 +40,10 @@ impl SqlDialect for SqliteSqlDialect {
         Capabilities {
             filter: true,
             limit: true,
-            ..Capabilities::SCAN_ONLY
+            order_by: true,
+            joins: true,
+            aggregates: true,
+            window_functions: false,
         }
     }
 

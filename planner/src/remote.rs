@@ -1,0 +1,133 @@
+//! A fragment's sub-plan as its source sees it: Spar's table names
+//! replaced by the source's own, every expression corrected for the
+//! dialect, ready for the unparser.
+//!
+//! ```text
+//! Join: sales.main.orders.o_custkey = c.c_custkey  ==>  (the same)
+//!   TableScan: sales.main.orders                         TableScan: main.orders
+//!   SubqueryAlias: c                                     SubqueryAlias: c
+//!     TableScan: sales.main.customer                       TableScan: main.customer
+//! ```
+//!
+//! Column qualifiers are left as they are: the unparser writes a column as
+//! `table.column` (the last part of its qualifier), the same for Spar's
+//! name and the remote one. So two scans whose tables share a name (`a.t`,
+//! `b.t`) could not be told apart: such plans are refused (`None`) and
+//! their fragments stay separate.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::TableReference;
+use datafusion::datasource::DefaultTableSource;
+use datafusion::error::Result;
+use datafusion::logical_expr::{lit, LogicalPlan, SortExpr, TableSource};
+use spar_connectors::SqlDialect;
+
+use crate::source_table::SourceTable;
+
+/// The source table behind a scan's table source, if it is one.
+pub(crate) fn source_table(source: &Arc<dyn TableSource>) -> Option<&SourceTable> {
+    let provider = source.as_ref().downcast_ref::<DefaultTableSource>()?;
+    provider
+        .table_provider
+        .as_ref()
+        .downcast_ref::<SourceTable>()
+}
+
+/// `plan` with remote table names and dialect-corrected expressions, or
+/// `None` when two of its tables would be spelled alike.
+///
+/// Only the scans' table names change: column qualifiers stay Spar's, and
+/// no schema is recomputed, so every output name above (such as
+/// `min(orders.o_orderdate)`) still matches. This works because the
+/// unparser writes a column's qualifier as its last part, which is the
+/// remote table's name (or an alias).
+pub(crate) fn remote_plan(
+    plan: &LogicalPlan,
+    dialect: &dyn SqlDialect,
+) -> Result<Option<LogicalPlan>> {
+    let mut renames: HashMap<TableReference, TableReference> = HashMap::new();
+    plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if let Some(table) = source_table(&scan.source) {
+                let name = &table.meta().name;
+                renames.insert(
+                    scan.table_name.clone(),
+                    TableReference::partial(name.schema.as_str(), name.table.as_str()),
+                );
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    // Each remote table once (scans of one table under several aliases
+    // share one Spar name), with no two alike in their last part, which
+    // is also the last part of Spar's name.
+    let mut spelled = std::collections::HashSet::new();
+    if !renames
+        .iter()
+        .all(|(spar, remote)| spar.table() == remote.table() && spelled.insert(remote.table()))
+    {
+        return Ok(None);
+    }
+    if matches!(plan, LogicalPlan::Projection(p) if p.expr.is_empty()) {
+        // A fragment that returns no columns: left to the scan path.
+        return Ok(None);
+    }
+    let rewritten = plan.clone().transform_up(|node| {
+        let node = match node {
+            // `SELECT FROM t` (no columns, e.g. under `count(*)`) is not
+            // SQL: select a constant instead; nothing above reads it.
+            LogicalPlan::Projection(mut projection) if projection.expr.is_empty() => {
+                projection.expr = vec![lit(1_i64).alias("spar_none")];
+                LogicalPlan::Projection(projection)
+            }
+            LogicalPlan::TableScan(mut scan) => {
+                if let Some(remote) = renames.get(&scan.table_name) {
+                    scan.table_name = remote.clone();
+                }
+                scan.filters = scan
+                    .filters
+                    .into_iter()
+                    .map(|f| dialect.prepare_expr(f))
+                    .collect::<Result<Vec<_>>>()?;
+                // The fetch is dropped: DataFusion sets it only below a
+                // limit that it keeps, which is either in this plan too or
+                // runs locally; and the unparser would spell it as a
+                // derived table whose columns the outer query could not
+                // name.
+                scan.fetch = None;
+                LogicalPlan::TableScan(scan)
+            }
+            other => spell_null_order(
+                other
+                    .map_expressions(|e| Ok(Transformed::yes(dialect.prepare_expr(e)?)))?
+                    .data,
+                dialect,
+            ),
+        };
+        Ok(Transformed::yes(node))
+    })?;
+    Ok(Some(rewritten.data))
+}
+
+/// For sources that cannot write `NULLS FIRST`/`LAST` (MySQL), each sort
+/// key `e` is preceded by `e IS NULL`, ordered so that NULLs land where
+/// DataFusion puts them (MySQL itself puts them first ascending).
+fn spell_null_order(plan: LogicalPlan, dialect: &dyn SqlDialect) -> LogicalPlan {
+    match plan {
+        LogicalPlan::Sort(mut sort) if !dialect.unparser().supports_nulls_first_in_sort() => {
+            sort.expr = sort
+                .expr
+                .into_iter()
+                .flat_map(|s| {
+                    let nulls = SortExpr::new(s.expr.clone().is_null(), !s.nulls_first, false);
+                    [nulls, s]
+                })
+                .collect();
+            LogicalPlan::Sort(sort)
+        }
+        other => other,
+    }
+}
