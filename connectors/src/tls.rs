@@ -71,6 +71,25 @@ pub struct ClientCert {
     pub key_file: PathBuf,
 }
 
+impl ClientCert {
+    /// The pair from a URL's certificate and key parameters (named
+    /// `names`, e.g. "sslcert and sslkey"): both or neither.
+    pub(crate) fn from_params(
+        cert: Option<String>,
+        key: Option<String>,
+        names: &str,
+    ) -> std::result::Result<Option<Self>, String> {
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(Some(Self {
+                cert_file: cert.into(),
+                key_file: key.into(),
+            })),
+            (None, None) => Ok(None),
+            _ => Err(format!("{names} go together: give both or neither")),
+        }
+    }
+}
+
 /// TLS settings of one connection URL.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TlsOptions {

@@ -73,18 +73,7 @@ pub(crate) fn split_tls_options(url: &str) -> Result<(String, Option<TlsOptions>
             _ => key = Some(value),
         }
     }
-    let client_cert = match (cert, key) {
-        (Some(cert), Some(key)) => Some(ClientCert {
-            cert_file: cert.into(),
-            key_file: key.into(),
-        }),
-        (None, None) => None,
-        _ => {
-            return Err(error(
-                "ssl-cert and ssl-key go together: give both or neither".into(),
-            ))
-        }
-    };
+    let client_cert = ClientCert::from_params(cert, key, "ssl-cert and ssl-key").map_err(error)?;
     let mode = mode.unwrap_or(if ca.is_some() {
         TlsMode::VerifyFull
     } else {

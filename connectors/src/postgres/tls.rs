@@ -56,18 +56,8 @@ pub(crate) fn split_tls_options(url: &str) -> Result<(String, TlsOptions)> {
             _ => key = Some(value),
         }
     }
-    options.client_cert = match (cert, key) {
-        (Some(cert), Some(key)) => Some(ClientCert {
-            cert_file: cert.into(),
-            key_file: key.into(),
-        }),
-        (None, None) => None,
-        _ => {
-            return Err(error(
-                "sslcert and sslkey go together: give both or neither".into(),
-            ))
-        }
-    };
+    options.client_cert =
+        ClientCert::from_params(cert, key, "sslcert and sslkey").map_err(error)?;
     Ok((rest, options))
 }
 
