@@ -40,16 +40,6 @@ impl Capabilities {
         aggregates: true,
         window_functions: true,
     };
-
-    /// A source that can only be scanned (projection only).
-    pub const SCAN_ONLY: Self = Self {
-        filter: false,
-        limit: false,
-        order_by: false,
-        joins: false,
-        aggregates: false,
-        window_functions: false,
-    };
 }
 
 /// A source's SQL dialect: its spelling and what it can run.
@@ -184,16 +174,24 @@ pub fn default_supports_aggregate<D: SqlDialect + ?Sized>(
         return false;
     }
     let args = &params.args;
-    let each = |check: &dyn Fn(&Expr) -> Expr| {
-        args.iter()
-            .all(|a| dialect.supports_expr(a, schema) && dialect.supports_expr(&check(a), schema))
-    };
     match agg.func.name() {
-        "count" if params.distinct => each(&|a| a.clone().eq(a.clone())),
+        "count" if params.distinct => args.iter().all(|a| equals_alike(dialect, a, schema)),
         "count" => args.iter().all(|a| dialect.supports_expr(a, schema)),
-        "min" | "max" => each(&|a| a.clone().lt(a.clone())),
+        "min" | "max" => args.iter().all(|a| orders_alike(dialect, a, schema)),
         _ => false,
     }
+}
+
+/// Whether the source computes `e` and decides equality of its values as
+/// DataFusion does (for grouping, joins, `DISTINCT`).
+pub fn equals_alike<D: SqlDialect + ?Sized>(dialect: &D, e: &Expr, schema: &DFSchema) -> bool {
+    dialect.supports_expr(e, schema) && dialect.supports_expr(&e.clone().eq(e.clone()), schema)
+}
+
+/// Whether the source computes `e` and orders its values as DataFusion
+/// does (for sorting, `min`, `max`).
+pub fn orders_alike<D: SqlDialect + ?Sized>(dialect: &D, e: &Expr, schema: &DFSchema) -> bool {
+    dialect.supports_expr(e, schema) && dialect.supports_expr(&e.clone().lt(e.clone()), schema)
 }
 
 /// Whether `expr` compares strings anywhere: `=`, `<`, ... with a string

@@ -34,6 +34,7 @@ use datafusion::logical_expr::{
     LogicalPlanBuilder, Projection, SkipType, Sort, TableScan,
 };
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
+use spar_connectors::dialect::{equals_alike, orders_alike};
 use spar_connectors::SqlDialect;
 
 use crate::fragment::Fragment;
@@ -238,17 +239,6 @@ fn unaliased(e: &Expr) -> &Expr {
     }
 }
 
-/// Whether equal values of `e` are equal on the source (grouping, joins,
-/// `DISTINCT`).
-fn equals_alike(e: &Expr, schema: &DFSchema, dialect: &dyn SqlDialect) -> bool {
-    dialect.supports_expr(e, schema) && dialect.supports_expr(&e.clone().eq(e.clone()), schema)
-}
-
-/// Whether the source orders values of `e` as DataFusion does.
-fn orders_alike(e: &Expr, schema: &DFSchema, dialect: &dyn SqlDialect) -> bool {
-    dialect.supports_expr(e, schema) && dialect.supports_expr(&e.clone().lt(e.clone()), schema)
-}
-
 /// Whether the source can run `node` (over inputs it runs) with
 /// DataFusion's semantics.
 fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
@@ -268,7 +258,7 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
                 && sort
                     .expr
                     .iter()
-                    .all(|s| orders_alike(&s.expr, sort.input.schema(), dialect))
+                    .all(|s| orders_alike(dialect, &s.expr, sort.input.schema()))
         }
         LogicalPlan::SubqueryAlias(_) => true,
         LogicalPlan::Join(join) => {
@@ -283,8 +273,8 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
                 && join.join_constraint == JoinConstraint::On
                 && join.null_equality == NullEquality::NullEqualsNothing
                 && join.on.iter().all(|(l, r)| {
-                    equals_alike(l, &schema, dialect)
-                        && equals_alike(r, &schema, dialect)
+                    equals_alike(dialect, l, &schema)
+                        && equals_alike(dialect, r, &schema)
                         && supports(&l.clone().eq(r.clone()), &schema)
                 })
                 && join.filter.as_ref().is_none_or(|f| supports(f, &schema))
@@ -295,7 +285,7 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
                 && agg
                     .group_expr
                     .iter()
-                    .all(|g| !matches!(g, Expr::GroupingSet(_)) && equals_alike(g, schema, dialect))
+                    .all(|g| !matches!(g, Expr::GroupingSet(_)) && equals_alike(dialect, g, schema))
                 && agg
                     .aggr_expr
                     .iter()
@@ -307,7 +297,7 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
                     .schema()
                     .columns()
                     .into_iter()
-                    .all(|c| equals_alike(&Expr::Column(c), input.schema(), dialect))
+                    .all(|c| equals_alike(dialect, &Expr::Column(c), input.schema()))
         }
         LogicalPlan::Union(_) => caps.filter,
         _ => false,

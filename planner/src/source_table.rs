@@ -65,13 +65,18 @@ impl SourceTable {
     /// Whether `filter` (over this table's columns) can run on the source
     /// with DataFusion's semantics.
     pub fn can_push_filter(&self, filter: &Expr) -> bool {
-        if !self.dialect.capabilities().filter {
-            return false;
-        }
-        let Ok(schema) = DFSchema::try_from(self.meta.schema.as_ref().clone()) else {
-            return false;
-        };
-        unqualify(filter.clone()).is_ok_and(|f| self.dialect.supports_expr(&f, &schema))
+        self.df_schema()
+            .is_some_and(|schema| self.pushable(filter, &schema))
+    }
+
+    /// The table's columns, unqualified, for typing its filters.
+    fn df_schema(&self) -> Option<DFSchema> {
+        DFSchema::try_from(self.meta.schema.as_ref().clone()).ok()
+    }
+
+    fn pushable(&self, filter: &Expr, schema: &DFSchema) -> bool {
+        self.dialect.capabilities().filter
+            && unqualify(filter.clone()).is_ok_and(|f| self.dialect.supports_expr(&f, schema))
     }
 
     /// The fragment that reads this table with a projection (indices into
@@ -156,10 +161,11 @@ impl TableProvider for SourceTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
+        let schema = self.df_schema();
         Ok(filters
             .iter()
             .map(|f| {
-                if self.can_push_filter(f) {
+                if schema.as_ref().is_some_and(|s| self.pushable(f, s)) {
                     TableProviderFilterPushDown::Exact
                 } else {
                     TableProviderFilterPushDown::Unsupported
