@@ -9,7 +9,7 @@ use std::fmt::Debug;
 
 use arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
-use datafusion::logical_expr::{Between, BinaryExpr, Expr, ExprSchemable, Operator};
+use datafusion::logical_expr::{Between, BinaryExpr, Cast, Expr, ExprSchemable, Operator};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::unparser::dialect::Dialect;
 
@@ -77,6 +77,43 @@ pub trait SqlDialect: Debug + Send + Sync {
         default_supports_aggregate(self, expr, schema)
     }
 
+    /// Whether the source computes `+`, `-`, `*`, unary minus and `SUM`
+    /// over values of Arrow type `t` as DataFusion does: exactly for
+    /// integers and decimals (DataFusion's decimal results are exact too,
+    /// and the connector converts the source's wider result type back to
+    /// the planned one without rounding), in IEEE double precision for
+    /// `Float64` (where sums may differ in the last bits, as DataFusion's
+    /// own do between runs). The default accepts signed integers,
+    /// `Decimal128` and `Float64`. Division and remainder are never pushed
+    /// by the core: their rounding and integer semantics differ between
+    /// databases.
+    fn arithmetic_alike(&self, t: &DataType) -> bool {
+        matches!(
+            t,
+            DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::Float64
+                | DataType::Decimal128(_, _)
+        )
+    }
+
+    /// Whether the source computes `AVG` over values of type `t` as
+    /// DataFusion does (a `Float64` result). The default accepts none.
+    fn averages_alike(&self, t: &DataType) -> bool {
+        let _ = t;
+        false
+    }
+
+    /// Whether the source casts values of type `from` to `to` as DataFusion
+    /// does and the unparser spells the cast so the source accepts it. The
+    /// default accepts the casts that cannot change a value:
+    /// [`widening_cast`].
+    fn supports_cast(&self, from: &DataType, to: &DataType) -> bool {
+        widening_cast(from, to)
+    }
+
     /// Spar's corrections to `expr` before it is spelled for this source,
     /// where DataFusion's unparser would spell it wrongly. Called on every
     /// expression of a fragment. The default changes nothing.
@@ -111,7 +148,7 @@ pub trait SqlDialect: Debug + Send + Sync {
 
 /// Comparisons and boolean connectives: the operators every SQL database
 /// evaluates like DataFusion (with three-valued logic).
-fn is_core_operator(op: &Operator) -> bool {
+fn is_comparison_or_connective(op: &Operator) -> bool {
     matches!(
         op,
         Operator::Eq
@@ -149,7 +186,17 @@ pub fn default_supports_expr<D: SqlDialect + ?Sized>(
         Expr::Column(c) => schema.has_column(c),
         Expr::Literal(value, _) => dialect.supports_literal(value),
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-            is_core_operator(op) && ok(left) && ok(right)
+            let operator = is_comparison_or_connective(op)
+                || (matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply)
+                    && computes_alike(dialect, left, schema)
+                    && computes_alike(dialect, right, schema));
+            operator && ok(left) && ok(right)
+        }
+        Expr::Negative(e) => computes_alike(dialect, e, schema) && ok(e),
+        Expr::Cast(Cast { expr, field }) => {
+            expr.get_type(schema)
+                .is_ok_and(|from| dialect.supports_cast(&from, field.data_type()))
+                && ok(expr)
         }
         Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) => ok(e),
         Expr::Between(Between {
@@ -178,7 +225,56 @@ pub fn default_supports_aggregate<D: SqlDialect + ?Sized>(
         "count" if params.distinct => args.iter().all(|a| equals_alike(dialect, a, schema)),
         "count" => args.iter().all(|a| dialect.supports_expr(a, schema)),
         "min" | "max" => args.iter().all(|a| orders_alike(dialect, a, schema)),
+        "sum" if params.distinct => args
+            .iter()
+            .all(|a| computes_alike(dialect, a, schema) && equals_alike(dialect, a, schema)),
+        "sum" => args.iter().all(|a| computes_alike(dialect, a, schema)),
+        "avg" if !params.distinct => args.iter().all(|a| {
+            a.get_type(schema).is_ok_and(|t| dialect.averages_alike(&t))
+                && dialect.supports_expr(a, schema)
+        }),
         _ => false,
+    }
+}
+
+/// Whether `e` has a type whose arithmetic the source computes as
+/// DataFusion does ([`SqlDialect::arithmetic_alike`]) and the source
+/// computes `e` itself.
+fn computes_alike<D: SqlDialect + ?Sized>(dialect: &D, e: &Expr, schema: &DFSchema) -> bool {
+    e.get_type(schema)
+        .is_ok_and(|t| dialect.arithmetic_alike(&t))
+        && dialect.supports_expr(e, schema)
+}
+
+/// The number of decimal digits every value of integer type `t` fits in.
+fn integer_digits(t: &DataType) -> Option<u8> {
+    Some(match t {
+        DataType::Int8 => 3,
+        DataType::Int16 => 5,
+        DataType::Int32 => 10,
+        DataType::Int64 => 19,
+        _ => return None,
+    })
+}
+
+/// Whether casting `from` to `to` keeps every value unchanged: a signed
+/// integer to a wider one or to a decimal with room for all its digits,
+/// a decimal to one with at least as many integer and fractional digits,
+/// a type to itself.
+pub fn widening_cast(from: &DataType, to: &DataType) -> bool {
+    if from == to {
+        return true;
+    }
+    match (from, to) {
+        (DataType::Decimal128(p1, s1), DataType::Decimal128(p2, s2)) => {
+            s2 >= s1 && i16::from(*p2) - i16::from(*s2) >= i16::from(*p1) - i16::from(*s1)
+        }
+        (_, DataType::Decimal128(p, s)) => integer_digits(from)
+            .is_some_and(|d| *s >= 0 && i16::from(*p) - i16::from(*s) >= i16::from(d)),
+        _ => match (integer_digits(from), integer_digits(to)) {
+            (Some(a), Some(b)) => a <= b,
+            _ => false,
+        },
     }
 }
 

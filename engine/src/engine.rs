@@ -159,12 +159,18 @@ impl Engine {
     }
 
     /// A DataFusion session state with Spar's catalogs, rules and planner.
+    ///
+    /// Numeric literals with a decimal point (`0.06`) are exact decimals,
+    /// as the SQL standard and every database Spar reads treat them;
+    /// DataFusion's default reads them as floats, which changes answers
+    /// (`l_discount BETWEEN 0.06 - 0.01 AND 0.06 + 0.01` would miss 0.07).
     pub(crate) fn session_state(&self) -> SessionState {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(false)
             .with_default_catalog_and_schema(DEFAULT_CATALOG, SEARCH_PATH_SCHEMA)
             .with_option_extension(spar_planner::SparOptions::default());
+        config.options_mut().sql_parser.parse_float_as_decimal = true;
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(Arc::clone(&self.inner.runtime))

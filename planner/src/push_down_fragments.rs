@@ -199,6 +199,12 @@ fn merge(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
 /// The source SQL of `plan`, or `None` if it cannot be spelled for the
 /// source (the fragment then does not grow).
 fn sql_for(plan: &LogicalPlan, dialect: &dyn SqlDialect) -> Option<String> {
+    let mut plan = plan;
+    // The fragment's outermost alias names nothing the source sees: its
+    // columns are read by position.
+    while let LogicalPlan::SubqueryAlias(alias) = plan {
+        plan = alias.input.as_ref();
+    }
     let remote = pin_columns(remote_plan(plan, dialect).ok()??).ok()?;
     plan_to_source_sql(&remote, dialect).ok()
 }
@@ -232,6 +238,9 @@ fn pin_columns(plan: LogicalPlan) -> Result<LogicalPlan> {
     })
 }
 
+/// The longest identifier every supported source keeps whole.
+const MAX_IDENTIFIER_BYTES: usize = 63;
+
 fn unaliased(e: &Expr) -> &Expr {
     match e {
         Expr::Alias(alias) => unaliased(&alias.expr),
@@ -260,7 +269,14 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
                     .iter()
                     .all(|s| orders_alike(dialect, &s.expr, sort.input.schema()))
         }
-        LogicalPlan::SubqueryAlias(_) => true,
+        // Its columns are named in the SQL (a derived table's), so each
+        // name must fit the source's identifiers (63 bytes in PostgreSQL,
+        // which would cut longer ones, 64 in MySQL).
+        LogicalPlan::SubqueryAlias(alias) => alias
+            .schema
+            .fields()
+            .iter()
+            .all(|f| f.name().len() <= MAX_IDENTIFIER_BYTES),
         LogicalPlan::Join(join) => {
             let Ok(schema) = join.left.schema().join(join.right.schema()) else {
                 return false;
@@ -384,9 +400,9 @@ mod tests {
     #[tokio::test]
     async fn what_the_source_cannot_run_stays_above_it() {
         // A scalar function the dialect does not map, and an aggregate it
-        // does not accept (sum): both local, the join still pushed.
+        // does not accept (avg): both local, the join still pushed.
         let plan = optimized_plan(
-            "SELECT upper(c_name) AS u, sum(o_totalprice) AS s FROM sales.main.orders \
+            "SELECT upper(c_name) AS u, avg(o_totalprice) AS s FROM sales.main.orders \
              JOIN sales.main.customer ON o_custkey = c_custkey GROUP BY upper(c_name)",
         )
         .await;
@@ -407,6 +423,63 @@ mod tests {
         let plan = optimized_plan(
             "SELECT a.o_orderkey, b.o_orderkey FROM sales.main.orders a \
              JOIN sales.main.orders b ON a.o_custkey = b.o_orderkey",
+        )
+        .await;
+        insta::assert_snapshot!(plan);
+    }
+
+    #[tokio::test]
+    async fn or_filters_keep_their_parentheses() {
+        // Each scan filter is parenthesized before they are joined with
+        // AND (the unparser's pretty mode dropped them: `a OR b AND c`).
+        let plan = optimized_plan(
+            "SELECT o_orderkey, c_name FROM sales.main.orders \
+             JOIN sales.main.customer ON o_custkey = c_custkey \
+             WHERE (o_orderkey = 1 OR o_orderkey = 2) AND o_custkey > 5",
+        )
+        .await;
+        assert!(
+            plan.contains(r#"(("orders"."o_orderkey" = 1) OR ("orders"."o_orderkey" = 2))"#),
+            "{plan}"
+        );
+        insta::assert_snapshot!(plan);
+    }
+
+    #[tokio::test]
+    async fn sums_and_exact_arithmetic_are_pushed() {
+        let plan = optimized_plan(
+            "SELECT c_name, sum(o_totalprice * (1 - 0.05)) AS s, sum(o_custkey + 1) AS k, \
+               sum(DISTINCT o_custkey) AS d \
+             FROM sales.main.orders JOIN sales.main.customer ON o_custkey = c_custkey \
+             GROUP BY c_name",
+        )
+        .await;
+        assert_eq!(plan.lines().count(), 1, "one fragment: {plan}");
+        insta::assert_snapshot!(plan);
+    }
+
+    #[tokio::test]
+    async fn a_derived_table_names_its_computed_columns() {
+        // The decorrelated subquery is a derived table inside the
+        // fragment; its `2 * max(...)` column is named by an alias that
+        // the join condition refers to.
+        let plan = optimized_plan(
+            "SELECT c_name FROM sales.main.customer WHERE c_custkey < \
+               (SELECT 2 * max(o_custkey) FROM sales.main.orders WHERE o_orderkey = c_nationkey)",
+        )
+        .await;
+        assert_eq!(plan.lines().count(), 1, "one fragment: {plan}");
+        insta::assert_snapshot!(plan);
+    }
+
+    #[tokio::test]
+    async fn nested_aliases_name_one_table() {
+        // `EXISTS (… orders o2 …)` becomes `(o2) AS __correlated_sq_1`:
+        // the fragment under the (local) semi join names `orders` once.
+        let plan = optimized_plan(
+            "SELECT o_orderkey FROM sales.main.orders o1 WHERE EXISTS \
+               (SELECT 1 FROM sales.main.orders o2 \
+                WHERE o2.o_custkey = o1.o_custkey AND o2.o_totalprice > 10)",
         )
         .await;
         insta::assert_snapshot!(plan);

@@ -22,7 +22,9 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::TableReference;
 use datafusion::datasource::DefaultTableSource;
 use datafusion::error::Result;
-use datafusion::logical_expr::{lit, LogicalPlan, SortExpr, TableSource};
+use datafusion::logical_expr::{
+    lit, Expr, LogicalPlan, Projection, SortExpr, SubqueryAlias, TableSource,
+};
 use spar_connectors::SqlDialect;
 
 use crate::source_table::SourceTable;
@@ -83,6 +85,16 @@ pub(crate) fn remote_plan(
                 projection.expr = vec![lit(1_i64).alias("spar_none")];
                 LogicalPlan::Projection(projection)
             }
+            LogicalPlan::Projection(projection) => name_outputs(projection, dialect)?,
+            // `(… AS b) AS a`: only `a` is visible above, so `b` can go.
+            // (The unparser would name the table `a` but keep `b` in the
+            // scan's filters.)
+            LogicalPlan::SubqueryAlias(alias) => match alias.input.as_ref() {
+                LogicalPlan::SubqueryAlias(inner) => LogicalPlan::SubqueryAlias(
+                    SubqueryAlias::try_new(Arc::clone(&inner.input), alias.alias)?,
+                ),
+                _ => LogicalPlan::SubqueryAlias(alias),
+            },
             LogicalPlan::TableScan(mut scan) => {
                 if let Some(remote) = renames.get(&scan.table_name) {
                     scan.table_name = remote.clone();
@@ -110,6 +122,36 @@ pub(crate) fn remote_plan(
         Ok(Transformed::yes(node))
     })?;
     Ok(Some(rewritten.data))
+}
+
+/// A projection whose computed columns carry their output names as
+/// aliases, so that a query over it as a derived table can name them (the
+/// source would otherwise name `0.5 * sum(x)` as it likes). Expressions
+/// are corrected for the dialect on the way.
+fn name_outputs(projection: Projection, dialect: &dyn SqlDialect) -> Result<LogicalPlan> {
+    let Projection {
+        expr,
+        input,
+        schema,
+        ..
+    } = projection;
+    let expr = expr
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(e, field)| {
+            let e = dialect.prepare_expr(e)?;
+            Ok(match e {
+                Expr::Column(_) | Expr::Alias(_) => e,
+                // Longer names are cut by the source (a derived table's
+                // columns are never that long: see `can_run`).
+                other if field.name().len() > 63 => other,
+                other => other.alias(field.name()),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(LogicalPlan::Projection(Projection::try_new_with_schema(
+        expr, input, schema,
+    )?))
 }
 
 /// For sources that cannot write `NULLS FIRST`/`LAST` (MySQL), each sort

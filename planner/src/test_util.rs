@@ -168,7 +168,10 @@ fn register_catalog(ctx: &SessionContext, source: &str, tables: Vec<Arc<SourceTa
 /// spelling) holding `main.orders`, `main.customer` and ``main.`odd
 /// table` ``, and `crm` (MySQL spelling) holding `main.nation`.
 pub fn context() -> SessionContext {
+    let mut config = datafusion::prelude::SessionConfig::new();
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
     let state = SessionStateBuilder::new()
+        .with_config(config)
         .with_default_features()
         .with_optimizer_rules(
             datafusion::optimizer::Optimizer::new()

@@ -8,7 +8,12 @@ use spar_connectors::SqlDialect;
 /// Spells `plan` (whose table scans carry the source's own table names) as
 /// one SQL statement for `dialect`'s source. Identifiers are always quoted,
 /// so no name can change the statement.
+///
+/// Not in the unparser's "pretty" mode: it drops the parentheses around
+/// each table-scan filter before joining them with `AND`, so
+/// `a = 1 OR a = 2` and `b > 0` became `a = 1 OR a = 2 AND b > 0`.
+/// Every sub-expression is parenthesized instead.
 pub fn plan_to_source_sql(plan: &LogicalPlan, dialect: &dyn SqlDialect) -> Result<String> {
-    let unparser = Unparser::new(dialect.unparser()).with_pretty(true);
+    let unparser = Unparser::new(dialect.unparser());
     Ok(unparser.plan_to_sql(plan)?.to_string())
 }

@@ -61,7 +61,7 @@ pub fn prepare(dir: &Path) -> Result<PathBuf, CliError> {
         .map_err(|e| fail(format!("cannot copy the SQLite replica: {e}")))?;
     for table in CATALOG_TABLES {
         let path = catalog.join(format!("{table}.parquet"));
-        write_parquet(&path, table)
+        write_parquet(&path, table, SCALE_FACTOR)
             .map_err(|e| fail(format!("Parquet `{}`: {e}", path.display())))?;
     }
     fs::write(&config, CONFIG)
@@ -185,10 +185,14 @@ fn sqlite_rows(batch: &RecordBatch) -> Result<Vec<Vec<Value>>, arrow::error::Arr
     Ok(rows)
 }
 
-/// Writes TPC-H `table` into one Parquet file.
-pub fn write_parquet(path: &Path, table: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// Writes TPC-H `table` at `scale_factor` into one Parquet file.
+pub fn write_parquet(
+    path: &Path,
+    table: &str,
+    scale_factor: f64,
+) -> Result<(), Box<dyn std::error::Error>> {
     let (schema, batches): (SchemaRef, _) =
-        tpch::generate(table, SCALE_FACTOR).ok_or("not a TPC-H table")?;
+        tpch::generate(table, scale_factor).ok_or("not a TPC-H table")?;
     let file = fs::File::create(path)?;
     let mut writer = ArrowWriter::try_new(file, schema, None)?;
     for batch in batches {

@@ -5,6 +5,7 @@
 //! S3-compatible server on loopback ([`s3`]), and real PostgreSQL and
 //! MariaDB servers with replicas ([`harness`]). Nothing is mocked.
 
+pub mod compare;
 pub mod harness;
 pub mod s3;
 pub mod tpch;

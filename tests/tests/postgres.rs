@@ -116,7 +116,7 @@ async fn every_type_round_trips() {
     .await
     .join("\n");
     assert!(
-        plan.contains(r#"FROM "public"."types" WHERE "types"."i4" > 0 AND "types"."d_old" < CAST('2000-01-01' AS DATE) LIMIT 1"#),
+        plan.contains(r#"FROM "public"."types" WHERE (("types"."i4" > 0) AND ("types"."d_old" < CAST('2000-01-01' AS DATE))) LIMIT 1"#),
         "{plan}"
     );
     assert_eq!(

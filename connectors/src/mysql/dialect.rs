@@ -1,10 +1,13 @@
 //! MySQL's and MariaDB's spelling and capabilities.
 
+use arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::Expr;
 use datafusion::sql::unparser::dialect::{Dialect, MySqlDialect};
 
-use crate::dialect::{compares_strings, default_supports_expr, Capabilities, SqlDialect};
+use crate::dialect::{
+    compares_strings, default_supports_expr, widening_cast, Capabilities, SqlDialect,
+};
 
 /// MySQL and MariaDB as fragment targets, spelled by DataFusion's
 /// [`MySqlDialect`] (backtick quoting).
@@ -41,6 +44,27 @@ impl SqlDialect for MySqlSqlDialect {
 
     fn supports_expr(&self, expr: &Expr, schema: &DFSchema) -> bool {
         !compares_strings(expr, schema, false) && default_supports_expr(self, expr, schema)
+    }
+
+    /// MySQL's decimals hold at most 30 fractional digits.
+    fn arithmetic_alike(&self, t: &DataType) -> bool {
+        match t {
+            DataType::Decimal128(_, s) => *s <= 30,
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Float64 => true,
+            _ => false,
+        }
+    }
+
+    /// MySQL's `CAST` knows `SIGNED` and `DECIMAL(p,s)` but not `TINYINT`
+    /// or `SMALLINT`, which the unparser writes for 8- and 16-bit targets.
+    fn supports_cast(&self, from: &DataType, to: &DataType) -> bool {
+        !matches!(to, DataType::Int8 | DataType::Int16)
+            && self.arithmetic_alike(to)
+            && widening_cast(from, to)
     }
 }
 

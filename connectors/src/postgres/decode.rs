@@ -38,8 +38,13 @@ enum Decoder {
     Int16(Int16Builder),
     Int32(Int32Builder),
     Int64(Int64Builder),
+    /// An integral `numeric` (PostgreSQL's `sum(int8)`) read exactly.
+    Int64FromNumeric(Int64Builder),
     Float32(Float32Builder),
     Float64(Float64Builder),
+    /// A `numeric` (PostgreSQL's `avg` of integers) read as the nearest
+    /// `Float64`.
+    Float64FromNumeric(Float64Builder),
     Decimal {
         builder: Decimal128Builder,
         precision: u8,
@@ -103,11 +108,17 @@ impl ColumnDecoder {
             (DataType::Int64, _) if is_int(&pg) => {
                 Decoder::Int64(Int64Builder::with_capacity(capacity))
             }
+            (DataType::Int64, _) if pg == Type::NUMERIC => {
+                Decoder::Int64FromNumeric(Int64Builder::with_capacity(capacity))
+            }
             (DataType::Float32, _) if pg == Type::FLOAT4 => {
                 Decoder::Float32(Float32Builder::with_capacity(capacity))
             }
             (DataType::Float64, _) if matches!(pg, Type::FLOAT4 | Type::FLOAT8) => {
                 Decoder::Float64(Float64Builder::with_capacity(capacity))
+            }
+            (DataType::Float64, _) if pg == Type::NUMERIC => {
+                Decoder::Float64FromNumeric(Float64Builder::with_capacity(capacity))
             }
             (DataType::Decimal128(p, s), _) if pg == Type::NUMERIC => Decoder::Decimal {
                 builder: Decimal128Builder::with_capacity(capacity)
@@ -206,6 +217,13 @@ impl ColumnDecoder {
                 .map(|x| b.append_value(x))
                 .is_some(),
             Decoder::Int64(b) => int(v).map(|x| b.append_value(x)).is_some(),
+            Decoder::Int64FromNumeric(b) => numeric_to_i128(v, 19, 0)
+                .and_then(|x| i64::try_from(x).ok())
+                .map(|x| b.append_value(x))
+                .is_some(),
+            Decoder::Float64FromNumeric(b) => {
+                numeric_to_f64(v).map(|x| b.append_value(x)).is_some()
+            }
             Decoder::Float32(b) => <[u8; 4]>::try_from(v)
                 .map(|x| b.append_value(f32::from_be_bytes(x)))
                 .is_ok(),
@@ -295,9 +313,9 @@ impl ColumnDecoder {
             Decoder::Boolean(b) => b.append_null(),
             Decoder::Int16(b) => b.append_null(),
             Decoder::Int32(b) => b.append_null(),
-            Decoder::Int64(b) => b.append_null(),
+            Decoder::Int64(b) | Decoder::Int64FromNumeric(b) => b.append_null(),
             Decoder::Float32(b) => b.append_null(),
-            Decoder::Float64(b) => b.append_null(),
+            Decoder::Float64(b) | Decoder::Float64FromNumeric(b) => b.append_null(),
             Decoder::Decimal { builder, .. } => builder.append_null(),
             Decoder::Utf8(b, _) => b.append_null(),
             Decoder::Binary(b) => b.append_null(),
@@ -319,9 +337,9 @@ impl ColumnDecoder {
             Decoder::Boolean(b) => Arc::new(b.finish()),
             Decoder::Int16(b) => Arc::new(b.finish()),
             Decoder::Int32(b) => Arc::new(b.finish()),
-            Decoder::Int64(b) => Arc::new(b.finish()),
+            Decoder::Int64(b) | Decoder::Int64FromNumeric(b) => Arc::new(b.finish()),
             Decoder::Float32(b) => Arc::new(b.finish()),
-            Decoder::Float64(b) => Arc::new(b.finish()),
+            Decoder::Float64(b) | Decoder::Float64FromNumeric(b) => Arc::new(b.finish()),
             Decoder::Decimal { builder, .. } => Arc::new(builder.finish()),
             Decoder::Utf8(b, _) => Arc::new(b.finish()),
             Decoder::Binary(b) => Arc::new(b.finish()),
@@ -350,7 +368,9 @@ impl ColumnDecoder {
 
     fn conversion_error(&self, v: &[u8], row: u64) -> ConnectorError {
         let shown = match &self.decoder {
-            Decoder::Decimal { .. } => describe_numeric(v),
+            Decoder::Decimal { .. }
+            | Decoder::Int64FromNumeric(_)
+            | Decoder::Float64FromNumeric(_) => describe_numeric(v),
             Decoder::Date32(_) | Decoder::Timestamp(_) => "an infinite value".to_string(),
             Decoder::List { .. } => "a multi-dimensional array".to_string(),
             _ => format!("{} bytes", v.len()),
@@ -376,6 +396,8 @@ fn other_type(d: &Decoder) -> &'static str {
         Decoder::Int16(_) => "Int16",
         Decoder::Int32(_) => "Int32",
         Decoder::Int64(_) => "Int64",
+        Decoder::Int64FromNumeric(_) => "Int64 (an integral numeric within its range)",
+        Decoder::Float64FromNumeric(_) => "Float64",
         Decoder::Float32(_) => "Float32",
         Decoder::Float64(_) => "Float64",
         Decoder::Decimal { .. } => "Decimal128",
@@ -470,6 +492,28 @@ fn numeric_to_i128(v: &[u8], precision: u8, scale: i8) -> Option<i128> {
 }
 
 /// A binary `numeric` in decimal text, for error messages.
+/// A binary `numeric` as the nearest `f64` (NaN and the infinities as
+/// themselves).
+fn numeric_to_f64(v: &[u8]) -> Option<f64> {
+    let n = parse_numeric(v)?;
+    match n.sign {
+        0xC000 => return Some(f64::NAN),
+        0xD000 => return Some(f64::INFINITY),
+        0xF000 => return Some(f64::NEG_INFINITY),
+        0x0000 | 0x4000 => {}
+        _ => return None,
+    }
+    if n.digits.is_empty() {
+        return Some(0.0);
+    }
+    // value = digits (base 10000) × 10000^(weight - ndigits + 1): spelled
+    // in scientific notation and parsed, which rounds correctly.
+    let digits: String = n.digits.iter().map(|d| format!("{d:04}")).collect();
+    let exponent = 4 * (i32::from(n.weight) - i32::try_from(n.digits.len()).ok()? + 1);
+    let sign = if n.sign == 0x4000 { "-" } else { "" };
+    format!("{sign}{digits}e{exponent}").parse().ok()
+}
+
 fn describe_numeric(v: &[u8]) -> String {
     let Some(n) = parse_numeric(v) else {
         return "(malformed numeric)".into();
@@ -601,6 +645,40 @@ mod tests {
             Some(0),
             "zero"
         );
+    }
+
+    #[test]
+    fn numerics_become_the_nearest_float() {
+        assert_eq!(
+            numeric_to_f64(&numeric(1, 0, 2, &[1, 2345, 6700])),
+            Some(12345.67)
+        );
+        assert_eq!(numeric_to_f64(&numeric(-1, 0x4000, 4, &[5])), Some(-0.0005));
+        assert_eq!(numeric_to_f64(&numeric(0, 0, 0, &[])), Some(0.0));
+        assert_eq!(numeric_to_f64(&numeric(9, 0, 0, &[1])), Some(1e36));
+        assert_eq!(
+            numeric_to_f64(&numeric(0, 0xD000, 0, &[])),
+            Some(f64::INFINITY)
+        );
+        // 1/3 as PostgreSQL's avg spells it: 0.33333333333333333333.
+        let third = numeric(-1, 0, 20, &[3333, 3333, 3333, 3333, 3333]);
+        assert_eq!(numeric_to_f64(&third), Some(1.0 / 3.0));
+    }
+
+    #[test]
+    fn integral_numerics_fill_int64_columns() -> Result<()> {
+        let mut c = ColumnDecoder::try_new("s", &Type::NUMERIC, Wire::Binary, &DataType::Int64, 2)?;
+        c.append(Some(&numeric(4, 0, 0, &[922, 3372, 368, 5477, 5807])), 1)?;
+        assert!(
+            c.append(Some(&numeric(4, 0, 0, &[922, 3372, 368, 5477, 5808])), 2)
+                .is_err(),
+            "beyond i64::MAX"
+        );
+        assert!(
+            c.append(Some(&numeric(0, 0, 1, &[1, 5000])), 3).is_err(),
+            "1.5"
+        );
+        Ok(())
     }
 
     #[test]

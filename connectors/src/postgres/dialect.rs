@@ -1,5 +1,6 @@
 //! PostgreSQL's spelling and capabilities.
 
+use arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::Expr;
 use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect};
@@ -13,6 +14,11 @@ use crate::dialect::{compares_strings, default_supports_expr, Capabilities, SqlD
 /// because PostgreSQL orders text by the column's collation (often not
 /// bytewise, as DataFusion does); equality is pushed (default collations
 /// are deterministic).
+///
+/// `AVG` is pushed over integers and `float8` (PostgreSQL's `numeric`
+/// result for integers is read as the nearest `Float64`, DataFusion's
+/// type), not over decimals, whose result scale differs (DataFusion
+/// truncates at the argument's scale + 4).
 #[derive(Debug, Default)]
 pub struct PostgresSqlDialect;
 
@@ -41,6 +47,13 @@ impl SqlDialect for PostgresSqlDialect {
 
     fn supports_expr(&self, expr: &Expr, schema: &DFSchema) -> bool {
         !compares_strings(expr, schema, true) && default_supports_expr(self, expr, schema)
+    }
+
+    fn averages_alike(&self, t: &DataType) -> bool {
+        matches!(
+            t,
+            DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Float64
+        )
     }
 }
 

@@ -1,5 +1,6 @@
 //! SQLite's spelling and capabilities.
 
+use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::logical_expr::Expr;
 use datafusion::scalar::ScalarValue;
@@ -18,9 +19,11 @@ use crate::dialect::{Capabilities, SqlDialect};
 /// Not pushed (the core of [`SqlDialect::supports_expr`] leaves them out),
 /// because SQLite's answer differs from DataFusion's:
 /// `LIKE` (case-insensitive for ASCII in SQLite), casts (SQLite's `CAST` to
-/// a NUMERIC type keeps only a leading number), arithmetic (integer
-/// overflow turns into REAL in SQLite) and timestamp literals (stored text
-/// may use `T` or a space).
+/// a NUMERIC type keeps only a leading number), arithmetic, `SUM` and `AVG`
+/// (integer overflow turns into REAL, and a stored value of the wrong
+/// type, such as `'abc'` in an INTEGER column, counts as 0 where reading
+/// the column would report it) and timestamp literals (stored text may use
+/// `T` or a space).
 #[derive(Debug, Default)]
 pub struct SqliteSqlDialect;
 
@@ -45,6 +48,14 @@ impl SqlDialect for SqliteSqlDialect {
             aggregates: true,
             window_functions: false,
         }
+    }
+
+    fn arithmetic_alike(&self, _: &DataType) -> bool {
+        false
+    }
+
+    fn supports_cast(&self, _: &DataType, _: &DataType) -> bool {
+        false
     }
 
     fn prepare_expr(&self, expr: Expr) -> datafusion::error::Result<Expr> {

@@ -1,0 +1,141 @@
+//! TPC-H's 22 queries at scale 0.1 through Spar, in two layouts, against
+//! the answers of one PostgreSQL database holding all eight tables:
+//!
+//! - `orders`, `lineitem`, `customer` in PostgreSQL and `part`, `partsupp`,
+//!   `supplier`, `nation`, `region` in MariaDB, with pushdown on and off;
+//! - the demo's layout: the first three in SQLite, the rest in Parquet.
+//!
+//! Values are compared under the rules of `spar_tests::compare` (decimals
+//! exact where both engines chose the same scale).
+
+use spar_engine::{
+    Engine, FileFormatKind, FileSourceConfig, ServerSourceConfig, Session, SourceConfig,
+    SqliteSourceConfig,
+};
+use spar_server::demo::{write_parquet, write_sqlite, CATALOG_TABLES, SALES_TABLES};
+use spar_server::tpch::{QUERIES, TABLES};
+use spar_tests::compare::{arrow_rows, differences, postgres_rows, Rows};
+use spar_tests::harness::{MariaDbServer, PgServer};
+use spar_tests::tpch::{load_mariadb, load_postgres};
+
+const SCALE: f64 = 0.1;
+
+fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn spar_rows(session: &Session, sql: &str) -> Result<Rows, String> {
+    let df = session
+        .sql(sql)
+        .await
+        .map_err(|e| format!("planning: {e}"))?;
+    let batches = df.collect().await.map_err(|e| format!("running: {e}"))?;
+    Ok(arrow_rows(&batches))
+}
+
+/// Runs every query on each session and returns one line per query that
+/// failed or differs from the reference.
+async fn check_layout(name: &str, session: &Session, reference: &[Rows]) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (i, (sql, expected)) in QUERIES.iter().zip(reference).enumerate() {
+        match spar_rows(session, sql).await {
+            Ok(rows) => {
+                let diff = differences(&rows, expected, 3);
+                if !diff.is_empty() {
+                    failures.push(format!("{name} Q{}: {}", i + 1, diff.join("; ")));
+                }
+            }
+            Err(e) => failures.push(format!("{name} Q{}: {e}", i + 1)),
+        }
+    }
+    failures
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_answers_match_one_postgres_database() {
+    let pg = ok(PgServer::start().await);
+    let maria = ok(MariaDbServer::start().await);
+    for db in ["split", "reference"] {
+        ok(pg.create_database(db).await);
+    }
+    ok(maria.create_database("tpch").await);
+    ok(load_postgres(&pg, "split", &SALES_TABLES, SCALE).await);
+    ok(load_postgres(&pg, "reference", &TABLES, SCALE).await);
+    ok(load_mariadb(&maria, "tpch", &CATALOG_TABLES, SCALE).await);
+
+    let dir = ok(tempfile::tempdir());
+    let sqlite = dir.path().join("sales.db");
+    ok(write_sqlite(&sqlite, &SALES_TABLES, SCALE));
+    let parquet = dir.path().join("catalog");
+    ok(std::fs::create_dir_all(&parquet));
+    for table in CATALOG_TABLES {
+        ok(write_parquet(
+            &parquet.join(format!("{table}.parquet")),
+            table,
+            SCALE,
+        ));
+    }
+
+    let client = ok(pg.connect("reference").await);
+    let mut reference = Vec::new();
+    for (i, sql) in QUERIES.iter().enumerate() {
+        let rows = postgres_rows(&client, sql)
+            .await
+            .unwrap_or_else(|e| panic!("reference Q{}: {e}", i + 1));
+        assert!(!rows.is_empty(), "reference Q{} returned no rows", i + 1);
+        reference.push(rows);
+    }
+
+    let servers = ok(Engine::builder()
+        .with_source(
+            "sales",
+            SourceConfig::Postgres(ServerSourceConfig::new([pg.url("split")])),
+        )
+        .with_source(
+            "catalog",
+            SourceConfig::MySql(ServerSourceConfig::new([maria.url("tpch")])),
+        )
+        .with_search_path(["sales.public", "catalog.tpch"])
+        .build()
+        .await);
+    let demo = ok(Engine::builder()
+        .with_source(
+            "sales",
+            SourceConfig::Sqlite(SqliteSourceConfig::new([sqlite])),
+        )
+        .with_source(
+            "catalog",
+            SourceConfig::Files(FileSourceConfig::new(
+                parquet.to_string_lossy(),
+                FileFormatKind::Parquet,
+            )),
+        )
+        .with_search_path(["sales.main", "catalog.main"])
+        .build()
+        .await);
+
+    // The pushdown under test happens: Q3's join of customer, orders and
+    // lineitem, its filters and its sum go to PostgreSQL as one statement.
+    let plan = ok(spar_rows(&servers.session(), &format!("EXPLAIN {}", QUERIES[2])).await);
+    let fragments: Vec<&str> = plan
+        .iter()
+        .flatten()
+        .filter_map(|c| c.text.as_deref())
+        .flat_map(str::lines)
+        .filter(|l| l.contains("source=sales"))
+        .collect();
+    assert!(
+        fragments.iter().any(|f| f.matches(" JOIN ").count() == 2
+            && f.contains("sum(")
+            && f.contains("'BUILDING'")),
+        "{fragments:#?}"
+    );
+
+    let mut failures = Vec::new();
+    failures.extend(check_layout("postgres+mariadb", &servers.session(), &reference).await);
+    let off = servers.session();
+    ok(off.sql("SET spar.pushdown = false").await);
+    failures.extend(check_layout("postgres+mariadb, pushdown off", &off, &reference).await);
+    failures.extend(check_layout("sqlite+parquet", &demo.session(), &reference).await);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
