@@ -93,6 +93,22 @@ pub(crate) fn remote_plan(
                 LogicalPlan::SubqueryAlias(inner) => LogicalPlan::SubqueryAlias(
                     SubqueryAlias::try_new(Arc::clone(&inner.input), alias.alias)?,
                 ),
+                // A derived table straight over an aggregate: its
+                // `min(o.amount)` column needs a name the outer query uses.
+                LogicalPlan::Aggregate(_) | LogicalPlan::Window(_) => {
+                    let columns = alias.input.schema().columns();
+                    let named = name_outputs(
+                        Projection::try_new(
+                            columns.into_iter().map(Expr::Column).collect(),
+                            Arc::clone(&alias.input),
+                        )?,
+                        dialect,
+                    )?;
+                    LogicalPlan::SubqueryAlias(SubqueryAlias::try_new(
+                        Arc::new(named),
+                        alias.alias,
+                    )?)
+                }
                 _ => LogicalPlan::SubqueryAlias(alias),
             },
             LogicalPlan::TableScan(mut scan) => {
@@ -135,12 +151,22 @@ fn name_outputs(projection: Projection, dialect: &dyn SqlDialect) -> Result<Logi
         schema,
         ..
     } = projection;
+    // Columns computed by the input (`min(o.amount)`) are spelled as their
+    // expressions, so they need aliases too; plain table columns keep
+    // their names.
+    let computed_input = matches!(
+        input.as_ref(),
+        LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)
+    );
     let expr = expr
         .into_iter()
         .zip(schema.fields())
         .map(|(e, field)| {
             let e = dialect.prepare_expr(e)?;
             Ok(match e {
+                Expr::Column(_) if computed_input && field.name().len() <= 63 => {
+                    e.alias(field.name())
+                }
                 Expr::Column(_) | Expr::Alias(_) => e,
                 // Longer names are cut by the source (a derived table's
                 // columns are never that long: see `can_run`).

@@ -73,8 +73,14 @@ impl MySqlConnector {
         if let Some(options) = tls_options {
             opts = opts.ssl_opts(tls::ssl_opts(&options, &target)?);
         }
+        // Every session: UTC, and a backslash in a string literal is just a
+        // backslash (as in standard SQL and in the SQL Spar writes), so no
+        // value can end a literal early or change it.
         let opts = opts
-            .init(vec!["SET time_zone = '+00:00'"])
+            .init(vec![
+                "SET time_zone = '+00:00'",
+                "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_BACKSLASH_ESCAPES')",
+            ])
             .prefer_socket(false)
             .pool_opts(PoolOpts::default().with_constraints(constraints));
         Ok(Self {

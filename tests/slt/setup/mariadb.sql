@@ -1,0 +1,36 @@
+-- Source `my` of tests/tests/slt.rs (database `slt`). Default collation:
+-- case- and trailing-space-insensitive. Backslashes are doubled (the
+-- server's default sql_mode reads them as escapes).
+CREATE TABLE items (
+    id INT PRIMARY KEY,
+    name VARCHAR(50),
+    qty INT,
+    price DECIMAL(10,2),
+    weight DOUBLE,
+    day DATE,
+    tag VARCHAR(10)
+);
+INSERT INTO items VALUES
+    (1, 'apple', 3, 1.50, 0.25, '2024-01-05', 'a'),
+    (2, 'Apple', NULL, 2.25, NULL, '2024-02-10', 'b'),
+    (3, 'banana', 7, 0.99, 1.5, NULL, 'a'),
+    (4, NULL, 0, NULL, 3.25, '2023-12-31', NULL),
+    (5, 'cherry ', -2, 10.00, -0.5, '2024-01-05', 'c'),
+    (6, 'it''s -- ; \\ é', 5, 3.33, 2.0, '2024-03-01', 'b'),
+    (7, 'date', 2147483647, 99999999.99, 1e300, '1970-01-01', 'A');
+CREATE TABLE orders (
+    oid INT PRIMARY KEY,
+    item_id INT,
+    amount DECIMAL(12,2),
+    note VARCHAR(20)
+);
+INSERT INTO orders VALUES
+    (10, 1, 5.00, 'x'),
+    (11, 1, 7.50, NULL),
+    (12, 3, 1.25, 'y'),
+    (13, 9, 4.00, 'z'),
+    (14, NULL, 2.00, 'w'),
+    (15, 5, 100.10, 'x'),
+    (16, 7, 0.01, '');
+CREATE TABLE `we'ird ``tab``` (`col; --x` INT, `é` VARCHAR(40));
+INSERT INTO `we'ird ``tab``` VALUES (1, 'one'), (2, 'two; DROP TABLE items; --');
