@@ -88,15 +88,7 @@ pub trait SqlDialect: Debug + Send + Sync {
     /// by the core: their rounding and integer semantics differ between
     /// databases.
     fn arithmetic_alike(&self, t: &DataType) -> bool {
-        matches!(
-            t,
-            DataType::Int8
-                | DataType::Int16
-                | DataType::Int32
-                | DataType::Int64
-                | DataType::Float64
-                | DataType::Decimal128(_, _)
-        )
+        default_arithmetic_alike(t)
     }
 
     /// Whether the source computes `AVG` over values of type `t` as
@@ -235,6 +227,20 @@ pub fn default_supports_aggregate<D: SqlDialect + ?Sized>(
         }),
         _ => false,
     }
+}
+
+/// The default of [`SqlDialect::arithmetic_alike`], for dialects that
+/// narrow it: signed integers, `Decimal128` and `Float64`.
+pub fn default_arithmetic_alike(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Float64
+            | DataType::Decimal128(_, _)
+    )
 }
 
 /// Whether `e` has a type whose arithmetic the source computes as

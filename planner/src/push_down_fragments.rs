@@ -39,7 +39,7 @@ use spar_connectors::SqlDialect;
 
 use crate::fragment::Fragment;
 use crate::options::SparOptions;
-use crate::remote::{remote_plan, source_table};
+use crate::remote::{remote_plan, source_table, MAX_IDENTIFIER_BYTES};
 use crate::source_table::SourceTable;
 use crate::unparse::plan_to_source_sql;
 
@@ -238,9 +238,6 @@ fn pin_columns(plan: LogicalPlan) -> Result<LogicalPlan> {
     })
 }
 
-/// The longest identifier every supported source keeps whole.
-const MAX_IDENTIFIER_BYTES: usize = 63;
-
 fn unaliased(e: &Expr) -> &Expr {
     match e {
         Expr::Alias(alias) => unaliased(&alias.expr),
@@ -270,8 +267,7 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
                     .all(|s| orders_alike(dialect, &s.expr, sort.input.schema()))
         }
         // Its columns are named in the SQL (a derived table's), so each
-        // name must fit the source's identifiers (63 bytes in PostgreSQL,
-        // which would cut longer ones, 64 in MySQL).
+        // name must fit the source's identifiers.
         LogicalPlan::SubqueryAlias(alias) => alias
             .schema
             .fields()

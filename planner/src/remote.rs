@@ -140,6 +140,10 @@ pub(crate) fn remote_plan(
     Ok(Some(rewritten.data))
 }
 
+/// The longest identifier every supported source keeps whole (PostgreSQL
+/// cuts longer ones to 63 bytes; MySQL refuses more than 64).
+pub(crate) const MAX_IDENTIFIER_BYTES: usize = 63;
+
 /// A projection whose computed columns carry their output names as
 /// aliases, so that a query over it as a derived table can name them (the
 /// source would otherwise name `0.5 * sum(x)` as it likes). Expressions
@@ -163,15 +167,14 @@ fn name_outputs(projection: Projection, dialect: &dyn SqlDialect) -> Result<Logi
         .zip(schema.fields())
         .map(|(e, field)| {
             let e = dialect.prepare_expr(e)?;
+            // Longer names would be cut by the source (a derived table's
+            // columns are never that long: see `can_run`).
+            let fits = field.name().len() <= MAX_IDENTIFIER_BYTES;
             Ok(match e {
-                Expr::Column(_) if computed_input && field.name().len() <= 63 => {
-                    e.alias(field.name())
-                }
-                Expr::Column(_) | Expr::Alias(_) => e,
-                // Longer names are cut by the source (a derived table's
-                // columns are never that long: see `can_run`).
-                other if field.name().len() > 63 => other,
-                other => other.alias(field.name()),
+                Expr::Alias(_) => e,
+                Expr::Column(_) if !computed_input => e,
+                other if fits => other.alias(field.name()),
+                other => other,
             })
         })
         .collect::<Result<Vec<_>>>()?;

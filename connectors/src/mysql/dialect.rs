@@ -6,7 +6,8 @@ use datafusion::logical_expr::Expr;
 use datafusion::sql::unparser::dialect::{Dialect, MySqlDialect};
 
 use crate::dialect::{
-    compares_strings, default_supports_expr, widening_cast, Capabilities, SqlDialect,
+    compares_strings, default_arithmetic_alike, default_supports_expr, widening_cast, Capabilities,
+    SqlDialect,
 };
 
 /// MySQL and MariaDB as fragment targets, spelled by DataFusion's
@@ -48,15 +49,7 @@ impl SqlDialect for MySqlSqlDialect {
 
     /// MySQL's decimals hold at most 30 fractional digits.
     fn arithmetic_alike(&self, t: &DataType) -> bool {
-        match t {
-            DataType::Decimal128(_, s) => *s <= 30,
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::Float64 => true,
-            _ => false,
-        }
+        !matches!(t, DataType::Decimal128(_, s) if *s > 30) && default_arithmetic_alike(t)
     }
 
     /// MySQL's `CAST` knows `SIGNED` and `DECIMAL(p,s)` but not `TINYINT`

@@ -491,7 +491,6 @@ fn numeric_to_i128(v: &[u8], precision: u8, scale: i8) -> Option<i128> {
     (value.abs() < 10_i128.checked_pow(u32::from(precision))?).then_some(value)
 }
 
-/// A binary `numeric` in decimal text, for error messages.
 /// A binary `numeric` as the nearest `f64` (NaN and the infinities as
 /// themselves).
 fn numeric_to_f64(v: &[u8]) -> Option<f64> {
@@ -514,6 +513,7 @@ fn numeric_to_f64(v: &[u8]) -> Option<f64> {
     format!("{sign}{digits}e{exponent}").parse().ok()
 }
 
+/// A binary `numeric` in decimal text, for error messages.
 fn describe_numeric(v: &[u8]) -> String {
     let Some(n) = parse_numeric(v) else {
         return "(malformed numeric)".into();
