@@ -100,6 +100,7 @@ impl Engine {
     /// Starts an engine from a validated configuration: connects to every
     /// source and reads its metadata.
     pub async fn from_config(config: Config) -> Result<Self> {
+        grow_stacks_early();
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
         let list: Arc<dyn CatalogProviderList> =
             Arc::clone(&catalogs) as Arc<dyn CatalogProviderList>;
@@ -185,5 +186,18 @@ impl Engine {
 
     pub(crate) fn catalogs(&self) -> &Arc<MemoryCatalogProviderList> {
         &self.inner.catalogs
+    }
+}
+
+/// DataFusion's recursive planning functions move to a fresh stack when
+/// less than a set amount is left (128 KiB by default). Between two such
+/// checks, Spar's fragments nest more calls (a subquery in an `EXISTS`
+/// inside a fragment's SQL), which overflowed smaller stacks (2 MiB test
+/// and worker threads, unoptimized builds): the checks now leave 1 MiB.
+/// Process-wide and idempotent.
+fn grow_stacks_early() {
+    const LEFT: usize = 1024 * 1024;
+    if recursive::get_minimum_stack_size() < LEFT {
+        recursive::set_minimum_stack_size(LEFT);
     }
 }

@@ -18,8 +18,9 @@
 //! ```
 //!
 //! Merged: projection, filter, inner/left/right/full joins on `ON`
-//! conditions, aggregates the dialect accepts, `DISTINCT`, `UNION ALL`,
-//! subquery aliases, limit/offset, and sorts. A sort is run by the source
+//! conditions, semi and anti joins (as `[NOT] EXISTS`), aggregates the
+//! dialect accepts, `DISTINCT`, `UNION ALL`, subquery aliases,
+//! limit/offset, and sorts. A sort is run by the source
 //! (so that a limit above it can be too) and again locally, because
 //! DataFusion is not told that a fragment's rows arrive sorted.
 
@@ -277,11 +278,12 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
             let Ok(schema) = join.left.schema().join(join.right.schema()) else {
                 return false;
             };
+            let semi = matches!(join.join_type, JoinType::LeftSemi | JoinType::LeftAnti);
             caps.joins
-                && matches!(
+                && (matches!(
                     join.join_type,
                     JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
-                )
+                ) || (semi && semi_join_spellable(join)))
                 && join.join_constraint == JoinConstraint::On
                 && join.null_equality == NullEquality::NullEqualsNothing
                 && join.on.iter().all(|(l, r)| {
@@ -314,6 +316,21 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
         LogicalPlan::Union(_) => caps.filter,
         _ => false,
     }
+}
+
+/// Whether a semi or anti join can be spelled as `[NOT] EXISTS (SELECT 1
+/// FROM right WHERE on AND filter)` (see `remote::semi_join_as_exists`):
+/// not for `NOT IN`'s null-aware anti join, whose answer depends on NULLs
+/// in the subquery; and the two sides must not share a table qualifier,
+/// or a column in the subquery could name the wrong table.
+fn semi_join_spellable(join: &datafusion::logical_expr::Join) -> bool {
+    let qualifiers = |plan: &LogicalPlan| {
+        plan.schema()
+            .iter()
+            .filter_map(|(q, _)| q.cloned())
+            .collect::<std::collections::HashSet<_>>()
+    };
+    !join.null_aware && qualifiers(&join.left).is_disjoint(&qualifiers(&join.right))
 }
 
 #[cfg(test)]
@@ -471,7 +488,8 @@ mod tests {
     #[tokio::test]
     async fn nested_aliases_name_one_table() {
         // `EXISTS (… orders o2 …)` becomes `(o2) AS __correlated_sq_1`:
-        // the fragment under the (local) semi join names `orders` once.
+        // the semi join is spelled as EXISTS again, the inner scan's
+        // filter inside it.
         let plan = optimized_plan(
             "SELECT o_orderkey FROM sales.main.orders o1 WHERE EXISTS \
                (SELECT 1 FROM sales.main.orders o2 \
@@ -479,6 +497,38 @@ mod tests {
         )
         .await;
         insta::assert_snapshot!(plan);
+    }
+
+    #[tokio::test]
+    async fn anti_joins_and_in_over_an_aggregate_are_pushed() {
+        let plan = optimized_plan(
+            "SELECT c_name FROM sales.main.customer c WHERE NOT EXISTS \
+               (SELECT 1 FROM sales.main.orders o WHERE o.o_custkey = c.c_custkey \
+                AND o.o_totalprice > c.c_custkey) \
+             AND c_custkey IN (SELECT o_custkey FROM sales.main.orders \
+               GROUP BY o_custkey HAVING count(*) > 2)",
+        )
+        .await;
+        assert_eq!(plan.lines().count(), 1, "one fragment: {plan}");
+        assert!(plan.contains("NOT EXISTS (SELECT 1"), "{plan}");
+        assert!(plan.contains("HAVING"), "{plan}");
+        insta::assert_snapshot!(plan);
+    }
+
+    #[tokio::test]
+    async fn not_in_and_semi_joins_across_sources_stay_local() {
+        // NOT IN over a nullable column is a null-aware anti join: a NULL
+        // in the subquery empties the answer, which NOT EXISTS would not.
+        // The semi join's sides are in two sources.
+        let plan = optimized_plan(
+            "SELECT c_name FROM sales.main.customer WHERE c_custkey NOT IN \
+               (SELECT c_nationkey FROM sales.main.customer) \
+             AND c_nationkey IN (SELECT n_nationkey FROM crm.main.nation)",
+        )
+        .await;
+        assert!(!plan.contains("EXISTS"), "{plan}");
+        assert!(plan.contains("LeftAnti Join"), "{plan}");
+        assert!(plan.contains("LeftSemi Join"), "{plan}");
     }
 
     #[tokio::test]

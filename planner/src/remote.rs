@@ -20,10 +20,13 @@ use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::TableReference;
+use datafusion::common::{plan_err, Spans};
 use datafusion::datasource::DefaultTableSource;
 use datafusion::error::Result;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
-    lit, Expr, LogicalPlan, Projection, SortExpr, SubqueryAlias, TableSource,
+    expr::Exists, lit, Expr, Filter, Join, JoinType, LogicalPlan, Projection, SortExpr, Subquery,
+    SubqueryAlias, TableSource,
 };
 use spar_connectors::SqlDialect;
 
@@ -111,6 +114,11 @@ pub(crate) fn remote_plan(
                 }
                 _ => LogicalPlan::SubqueryAlias(alias),
             },
+            LogicalPlan::Join(join)
+                if matches!(join.join_type, JoinType::LeftSemi | JoinType::LeftAnti) =>
+            {
+                semi_join_as_exists(join, dialect)?
+            }
             LogicalPlan::TableScan(mut scan) => {
                 if let Some(remote) = renames.get(&scan.table_name) {
                     scan.table_name = remote.clone();
@@ -138,6 +146,84 @@ pub(crate) fn remote_plan(
         Ok(Transformed::yes(node))
     })?;
     Ok(Some(rewritten.data))
+}
+
+/// A semi (anti) join as the filter `[NOT] EXISTS (SELECT 1 FROM right
+/// WHERE left_key = right_key AND … AND filter)` over its left input, the
+/// same rows with the same schema. The unparser's own spelling of semi
+/// joins loses the filters of the tables' scans, so it is not used.
+/// Left columns in the subquery are outer references; `can_run` made sure
+/// no qualifier names a table on both sides.
+fn semi_join_as_exists(join: Join, dialect: &dyn SqlDialect) -> Result<LogicalPlan> {
+    let left_schema = Arc::clone(join.left.schema());
+    let outer = |e: Expr| -> Result<Expr> {
+        let e = e
+            .transform(|e| {
+                Ok(match e {
+                    Expr::Column(c) if left_schema.has_column(&c) => {
+                        let (_, field) = left_schema.qualified_field_from_column(&c)?;
+                        Transformed::yes(Expr::OuterReferenceColumn(Arc::clone(field), c))
+                    }
+                    other => Transformed::no(other),
+                })
+            })?
+            .data;
+        dialect.prepare_expr(e)
+    };
+    let mut conditions = Vec::new();
+    for (l, r) in join.on {
+        conditions.push(outer(l)?.eq(outer(r)?));
+    }
+    if let Some(filter) = join.filter {
+        conditions.push(outer(filter)?);
+    }
+    let mut subquery = Arc::clone(&join.right);
+    if let Some(predicate) = conjunction(conditions) {
+        subquery = Arc::new(LogicalPlan::Filter(Filter::try_new(predicate, subquery)?));
+    }
+    let subquery = LogicalPlan::Projection(Projection::try_new(
+        vec![lit(1_i64).alias("spar_one")],
+        subquery,
+    )?);
+    // The filter goes under a projection that only passes columns on (the
+    // outer references name its input's columns as well); above anything
+    // else that the unparser would make a derived table, the subquery's
+    // outer references would name tables no longer in scope.
+    let (left, columns) = match Arc::unwrap_or_clone(join.left) {
+        LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
+            (p.input, Some(p.expr))
+        }
+        other => (Arc::new(other), None),
+    };
+    if !selects_from_tables(&left) {
+        return plan_err!(
+            "a semi join over {} is not spelled as EXISTS",
+            left.display()
+        );
+    }
+    let exists = Expr::Exists(Exists::new(
+        Subquery {
+            subquery: Arc::new(subquery),
+            outer_ref_columns: vec![],
+            spans: Spans::new(),
+        },
+        join.join_type == JoinType::LeftAnti,
+    ));
+    let filtered = LogicalPlan::Filter(Filter::try_new(exists, left)?);
+    Ok(match columns {
+        Some(columns) => LogicalPlan::Projection(Projection::try_new(columns, Arc::new(filtered))?),
+        None => filtered,
+    })
+}
+
+/// Whether the unparser spells `plan` as a `FROM … WHERE …` whose tables
+/// (or their aliases) stay visible to a `WHERE` added on top.
+fn selects_from_tables(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::TableScan(_) | LogicalPlan::SubqueryAlias(_) | LogicalPlan::Join(_) => true,
+        LogicalPlan::Filter(f) => selects_from_tables(&f.input),
+        _ => false,
+    }
 }
 
 /// The longest identifier every supported source keeps whole (PostgreSQL

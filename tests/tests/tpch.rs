@@ -38,7 +38,10 @@ async fn spar_rows(session: &Session, sql: &str) -> Result<Rows, String> {
 async fn check_layout(name: &str, session: &Session, reference: &[Rows]) -> Vec<String> {
     let mut failures = Vec::new();
     for (i, (sql, expected)) in QUERIES.iter().zip(reference).enumerate() {
-        match spar_rows(session, sql).await {
+        let started = std::time::Instant::now();
+        let result = spar_rows(session, sql).await;
+        eprintln!("{name} Q{}: {:.2?}", i + 1, started.elapsed());
+        match result {
             Ok(rows) => {
                 let diff = differences(&rows, expected, 3);
                 if !diff.is_empty() {
