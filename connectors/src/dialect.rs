@@ -138,6 +138,24 @@ pub trait SqlDialect: Debug + Send + Sync {
     }
 }
 
+/// Field metadata key on a column whose source compares its values
+/// differently from how DataFusion compares the column's Arrow values (its
+/// value is the source's type name). PostgreSQL's `char(n)` reads as text
+/// with its padding, but compares without trailing spaces; `uuid` is read
+/// as text but compares as a number (and `'A0EE…'` equals `'a0ee…'`);
+/// `json` has no `=`. Such a column is never compared, grouped, ordered or
+/// matched at the source; reading it is fine.
+pub const COMPARES_DIFFERENTLY: &str = "spar.compares_differently";
+
+/// Whether `e` is a value whose source compares it differently from
+/// DataFusion ([`COMPARES_DIFFERENTLY`]). An expression whose field cannot
+/// be determined counts as one: the answer only ever keeps work local.
+pub fn compares_differently(e: &Expr, schema: &DFSchema) -> bool {
+    e.to_field(schema).map_or(true, |(_, f)| {
+        f.metadata().contains_key(COMPARES_DIFFERENTLY)
+    })
+}
+
 /// Comparisons and boolean connectives: the operators every SQL database
 /// evaluates like DataFusion (with three-valued logic).
 fn is_comparison_or_connective(op: &Operator) -> bool {
@@ -178,6 +196,12 @@ pub fn default_supports_expr<D: SqlDialect + ?Sized>(
         Expr::Column(c) => schema.has_column(c),
         Expr::Literal(value, _) => dialect.supports_literal(value),
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let compares = !matches!(op, Operator::And | Operator::Or);
+            if compares
+                && (compares_differently(left, schema) || compares_differently(right, schema))
+            {
+                return false;
+            }
             let operator = is_comparison_or_connective(op)
                 || (matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply)
                     && computes_alike(dialect, left, schema)
@@ -193,8 +217,17 @@ pub fn default_supports_expr<D: SqlDialect + ?Sized>(
         Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) => ok(e),
         Expr::Between(Between {
             expr, low, high, ..
-        }) => ok(expr) && ok(low) && ok(high),
-        Expr::InList(list) => ok(&list.expr) && list.list.iter().all(ok),
+        }) => {
+            ![expr, low, high]
+                .iter()
+                .any(|e| compares_differently(e, schema))
+                && ok(expr)
+                && ok(low)
+                && ok(high)
+        }
+        Expr::InList(list) => {
+            !compares_differently(&list.expr, schema) && ok(&list.expr) && list.list.iter().all(ok)
+        }
         _ => false,
     }
 }

@@ -35,7 +35,7 @@ use tokio_postgres::{Config, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::connector::{Connector, ReplicaRole, ReplicaStatus};
-use crate::dialect::SqlDialect;
+use crate::dialect::{SqlDialect, COMPARES_DIFFERENTLY};
 use crate::error::{ConnectorError, Result};
 use crate::metadata::{IndexMeta, TableKind, TableName, TableStats};
 use crate::tls::TlsMode;
@@ -328,7 +328,17 @@ impl Connector for PostgresConnector {
             .zip(statement.columns())
             .map(|(row, column)| {
                 let (data_type, _) = arrow_type(column.type_(), row.get(1));
-                Field::new(row.get::<_, String>(0), data_type, !row.get::<_, bool>(2))
+                let field = Field::new(row.get::<_, String>(0), data_type, !row.get::<_, bool>(2));
+                match compared_unlike_arrow(column.type_(), row.get(1)) {
+                    true => field.with_metadata(
+                        [(
+                            COMPARES_DIFFERENTLY.to_string(),
+                            column.type_().name().to_string(),
+                        )]
+                        .into(),
+                    ),
+                    false => field,
+                }
             })
             .collect();
         Ok(Arc::new(Schema::new(fields)))
@@ -554,6 +564,23 @@ impl Connector for PostgresConnector {
             role: ReplicaRole::Replica,
             lag,
         })
+    }
+}
+
+/// Whether PostgreSQL compares values of `ty` otherwise than DataFusion
+/// compares the Arrow values Spar reads for it: every type read as text
+/// except `text`, `varchar` and `name` (`char(n)` ignores its padding,
+/// `uuid` and enums have their own order, `json` has no `=`, wide
+/// `numeric` compares as a number), and arrays of such types.
+fn compared_unlike_arrow(ty: &tokio_postgres::types::Type, typmod: i32) -> bool {
+    use tokio_postgres::types::{Kind, Type};
+    match ty.kind() {
+        Kind::Domain(base) => compared_unlike_arrow(base, typmod),
+        Kind::Array(element) => compared_unlike_arrow(element, -1),
+        _ => {
+            matches!(arrow_type(ty, typmod).0, DataType::Utf8)
+                && !matches!(*ty, Type::TEXT | Type::VARCHAR | Type::NAME)
+        }
     }
 }
 

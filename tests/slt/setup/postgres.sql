@@ -32,3 +32,9 @@ INSERT INTO orders VALUES
     (16, 7, 0.01, '');
 CREATE TABLE "we'ird ""tab""" ("col; --x" int, "é" text);
 INSERT INTO "we'ird ""tab""" VALUES (1, 'one'), (2, 'two; DROP TABLE items; --');
+-- Types PostgreSQL compares otherwise than their text (padding, case).
+CREATE TABLE kinds (id int PRIMARY KEY, c char(5), u uuid, j jsonb);
+INSERT INTO kinds VALUES
+    (1, 'ab', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": 1, "b": 2}'),
+    (2, 'ab  x', 'B0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A12', '[1, 2]'),
+    (3, NULL, NULL, NULL);
