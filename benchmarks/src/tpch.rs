@@ -1,0 +1,209 @@
+//! TPC-H's 22 queries across PostgreSQL and MariaDB through Spar, against
+//! one PostgreSQL database holding all eight tables, in the same run.
+//!
+//! ```sh
+//! cargo run --release -p spar-benchmarks --bin tpch -- [SCALE_FACTOR] [RUNS]
+//! ```
+//!
+//! The harness starts a PostgreSQL and a MariaDB server on loopback and
+//! loads TPC-H (tpchgen) at SCALE_FACTOR (default 1): `orders`, `lineitem`
+//! and `customer` into PostgreSQL database `split`, the other five tables
+//! into MariaDB, and all eight into PostgreSQL database `reference`, each
+//! with its keys and indexes, analyzed. For every query, best of RUNS
+//! (default 1) after one warm-up run:
+//!
+//! - `single pg`: the query on `reference` (tokio-postgres, rows read);
+//! - `spar`: the query through Spar over `split` + MariaDB;
+//! - `off`: the same with `SET spar.pushdown = false`;
+//! - the fragments Spar sent in its best run, the rows and bytes they
+//!   returned;
+//! - where all the query's tables are in one source (`one source`), the
+//!   same SQL run directly on that source, and Spar ÷ that.
+//!
+//! Then the geometric means of spar ÷ single pg and off ÷ single pg.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::physical_plan::{collect, ExecutionPlan};
+use mysql_async::prelude::Queryable;
+use spar_engine::{Engine, FragmentExec, ServerSourceConfig, Session, SourceConfig};
+use spar_server::demo::{CATALOG_TABLES, SALES_TABLES};
+use spar_server::tpch::{QUERIES, TABLES};
+use spar_tests::harness::{MariaDbServer, PgServer};
+use spar_tests::tpch::{load_mariadb, load_postgres};
+
+type Error = Box<dyn std::error::Error>;
+
+/// What Spar's fragments returned in one run.
+#[derive(Default)]
+struct Fetched {
+    fragments: usize,
+    rows: usize,
+    bytes: usize,
+    sources: Vec<String>,
+}
+
+fn fetched(plan: &Arc<dyn ExecutionPlan>, into: &mut Fetched) {
+    if let Some(fragment) = plan.downcast_ref::<FragmentExec>() {
+        into.fragments += 1;
+        if !into.sources.iter().any(|s| s == fragment.source()) {
+            into.sources.push(fragment.source().to_string());
+        }
+        if let Some(metrics) = plan.metrics() {
+            into.rows += metrics.output_rows().unwrap_or(0);
+            into.bytes += metrics
+                .sum_by_name("output_bytes")
+                .map_or(0, |v| v.as_usize());
+        }
+    }
+    for child in plan.children() {
+        fetched(child, into);
+    }
+}
+
+/// One run of `sql` through `session`: its time and what it fetched.
+async fn spar_run(session: &Session, sql: &str) -> Result<(Duration, Fetched), Error> {
+    let started = Instant::now();
+    let df = session.sql(sql).await?;
+    let plan = df.create_physical_plan().await?;
+    let batches = collect(Arc::clone(&plan), session.context().task_ctx()).await?;
+    let elapsed = started.elapsed();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if rows == 0 {
+        return Err(format!("no rows from {sql}").into());
+    }
+    let mut f = Fetched::default();
+    fetched(&plan, &mut f);
+    Ok((elapsed, f))
+}
+
+async fn best_spar(session: &Session, sql: &str, runs: usize) -> Result<(f64, Fetched), Error> {
+    spar_run(session, sql).await?;
+    let mut best: Option<(Duration, Fetched)> = None;
+    for _ in 0..runs {
+        let run = spar_run(session, sql).await?;
+        if best.as_ref().is_none_or(|(t, _)| run.0 < *t) {
+            best = Some(run);
+        }
+    }
+    let (t, f) = best.ok_or("RUNS must be at least 1")?;
+    Ok((t.as_secs_f64(), f))
+}
+
+async fn best_postgres(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    runs: usize,
+) -> Result<f64, Error> {
+    client.simple_query(sql).await?;
+    let mut best = f64::INFINITY;
+    for _ in 0..runs {
+        let started = Instant::now();
+        client.simple_query(sql).await?;
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+async fn best_mariadb(conn: &mut mysql_async::Conn, sql: &str, runs: usize) -> Result<f64, Error> {
+    conn.query_drop(sql).await?;
+    let mut best = f64::INFINITY;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let rows: Vec<mysql_async::Row> = conn.query(sql).await?;
+        best = best.min(started.elapsed().as_secs_f64());
+        drop(rows);
+    }
+    Ok(best)
+}
+
+fn geomean(ratios: &[f64]) -> f64 {
+    (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let mut args = std::env::args().skip(1);
+    let scale: f64 = args.next().map_or(Ok(1.0), |a| a.parse())?;
+    let runs: usize = args.next().map_or(Ok(1), |a| a.parse())?;
+
+    let pg = PgServer::start().await?;
+    let maria = MariaDbServer::start().await?;
+    for db in ["split", "reference"] {
+        pg.create_database(db).await?;
+    }
+    maria.create_database("tpch").await?;
+    let loading = Instant::now();
+    load_postgres(&pg, "split", &SALES_TABLES, scale).await?;
+    load_postgres(&pg, "reference", &TABLES, scale).await?;
+    load_mariadb(&maria, "tpch", &CATALOG_TABLES, scale).await?;
+    eprintln!("loaded scale {scale} in {:.0?}", loading.elapsed());
+
+    let engine = Engine::builder()
+        .with_source(
+            "sales",
+            SourceConfig::Postgres(ServerSourceConfig::new([pg.url("split")])),
+        )
+        .with_source(
+            "catalog",
+            SourceConfig::MySql(ServerSourceConfig::new([maria.url("tpch")])),
+        )
+        .with_search_path(["sales.public", "catalog.tpch"])
+        .build()
+        .await?;
+    let spar = engine.session();
+    let off = engine.session();
+    off.sql("SET spar.pushdown = false").await?;
+    let reference = pg.connect("reference").await?;
+    let split = pg.connect("split").await?;
+    let mut mariadb = maria.connect("tpch").await?;
+
+    println!("TPC-H scale {scale}, best of {runs}; seconds; ratios against single pg");
+    println!(
+        "{:<4} {:>9} {:>8} {:>6} {:>8} {:>6} {:>5} {:>10} {:>9}  {:<22}",
+        "q",
+        "single pg",
+        "spar",
+        "ratio",
+        "off",
+        "ratio",
+        "frags",
+        "rows",
+        "MiB",
+        "one source: direct, spar/direct"
+    );
+    let (mut spar_ratios, mut off_ratios) = (Vec::new(), Vec::new());
+    for (i, sql) in QUERIES.iter().enumerate() {
+        let single = best_postgres(&reference, sql, runs).await?;
+        let (t, f) = best_spar(&spar, sql, runs).await?;
+        let (t_off, _) = best_spar(&off, sql, runs).await?;
+        let direct = match f.sources.as_slice() {
+            [s] if s == "sales" => Some(best_postgres(&split, sql, runs).await),
+            [s] if s == "catalog" => Some(best_mariadb(&mut mariadb, sql, runs).await),
+            _ => None,
+        };
+        let direct = match direct {
+            Some(Ok(d)) => format!("{} {d:>8.3} {:>5.2}", f.sources[0], t / d),
+            Some(Err(e)) => format!("{}: {e}", f.sources[0]),
+            None => String::new(),
+        };
+        println!(
+            "Q{:<3} {single:>9.3} {t:>8.3} {:>6.2} {t_off:>8.3} {:>6.2} {:>5} {:>10} {:>9.1}  {direct}",
+            i + 1,
+            t / single,
+            t_off / single,
+            f.fragments,
+            f.rows,
+            f.bytes as f64 / (1024.0 * 1024.0),
+        );
+        spar_ratios.push(t / single);
+        off_ratios.push(t_off / single);
+    }
+    println!(
+        "geometric mean: spar / single pg = {:.2}, off / single pg = {:.2}",
+        geomean(&spar_ratios),
+        geomean(&off_ratios)
+    );
+    Ok(())
+}
