@@ -25,6 +25,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use datafusion::physical_plan::metrics::MetricValue;
 use datafusion::physical_plan::{collect, ExecutionPlan};
 use mysql_async::prelude::Queryable;
 use spar_engine::{Engine, FragmentExec, ServerSourceConfig, Session, SourceConfig};
@@ -53,7 +54,7 @@ fn fetched(plan: &Arc<dyn ExecutionPlan>, into: &mut Fetched) {
         if let Some(metrics) = plan.metrics() {
             into.rows += metrics.output_rows().unwrap_or(0);
             into.bytes += metrics
-                .sum_by_name("output_bytes")
+                .sum(|m| matches!(m.value(), MetricValue::OutputBytes(_)))
                 .map_or(0, |v| v.as_usize());
         }
     }
