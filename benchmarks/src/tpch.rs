@@ -28,11 +28,10 @@ use std::time::{Duration, Instant};
 use datafusion::physical_plan::metrics::MetricValue;
 use datafusion::physical_plan::{collect, ExecutionPlan};
 use mysql_async::prelude::Queryable;
-use spar_engine::{Engine, FragmentExec, ServerSourceConfig, Session, SourceConfig};
-use spar_server::demo::{CATALOG_TABLES, SALES_TABLES};
-use spar_server::tpch::{QUERIES, TABLES};
+use spar_engine::{FragmentExec, Session};
+use spar_server::tpch::QUERIES;
 use spar_tests::harness::{MariaDbServer, PgServer};
-use spar_tests::tpch::{load_mariadb, load_postgres};
+use spar_tests::tpch::{load_split, split_engine};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -131,28 +130,10 @@ async fn main() -> Result<(), Error> {
 
     let pg = PgServer::start().await?;
     let maria = MariaDbServer::start().await?;
-    for db in ["split", "reference"] {
-        pg.create_database(db).await?;
-    }
-    maria.create_database("tpch").await?;
     let loading = Instant::now();
-    load_postgres(&pg, "split", &SALES_TABLES, scale).await?;
-    load_postgres(&pg, "reference", &TABLES, scale).await?;
-    load_mariadb(&maria, "tpch", &CATALOG_TABLES, scale).await?;
+    load_split(&pg, &maria, scale).await?;
     eprintln!("loaded scale {scale} in {:.0?}", loading.elapsed());
-
-    let engine = Engine::builder()
-        .with_source(
-            "sales",
-            SourceConfig::Postgres(ServerSourceConfig::new([pg.url("split")])),
-        )
-        .with_source(
-            "catalog",
-            SourceConfig::MySql(ServerSourceConfig::new([maria.url("tpch")])),
-        )
-        .with_search_path(["sales.public", "catalog.tpch"])
-        .build()
-        .await?;
+    let engine = split_engine(&pg, &maria).await?;
     let spar = engine.session();
     let off = engine.session();
     off.sql("SET spar.pushdown = false").await?;

@@ -19,8 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::TableReference;
-use datafusion::common::{plan_err, Spans};
+use datafusion::common::{plan_err, Spans, TableReference};
 use datafusion::datasource::DefaultTableSource;
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::conjunction;
@@ -156,6 +155,22 @@ pub(crate) fn remote_plan(
 /// no qualifier names a table on both sides.
 fn semi_join_as_exists(join: Join, dialect: &dyn SqlDialect) -> Result<LogicalPlan> {
     let left_schema = Arc::clone(join.left.schema());
+    // The filter goes under a projection that only passes columns on (the
+    // outer references name its input's columns as well); above anything
+    // else that the unparser would make a derived table, the subquery's
+    // outer references would name tables no longer in scope.
+    let (left, columns) = match Arc::unwrap_or_clone(join.left) {
+        LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
+            (p.input, Some(p.expr))
+        }
+        other => (Arc::new(other), None),
+    };
+    if !selects_from_tables(&left) {
+        return plan_err!(
+            "a semi join over {} is not spelled as EXISTS",
+            left.display()
+        );
+    }
     let outer = |e: Expr| -> Result<Expr> {
         let e = e
             .transform(|e| {
@@ -185,22 +200,6 @@ fn semi_join_as_exists(join: Join, dialect: &dyn SqlDialect) -> Result<LogicalPl
         vec![lit(1_i64).alias("spar_one")],
         subquery,
     )?);
-    // The filter goes under a projection that only passes columns on (the
-    // outer references name its input's columns as well); above anything
-    // else that the unparser would make a derived table, the subquery's
-    // outer references would name tables no longer in scope.
-    let (left, columns) = match Arc::unwrap_or_clone(join.left) {
-        LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
-            (p.input, Some(p.expr))
-        }
-        other => (Arc::new(other), None),
-    };
-    if !selects_from_tables(&left) {
-        return plan_err!(
-            "a semi join over {} is not spelled as EXISTS",
-            left.display()
-        );
-    }
     let exists = Expr::Exists(Exists::new(
         Subquery {
             subquery: Arc::new(subquery),

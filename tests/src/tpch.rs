@@ -7,6 +7,8 @@ use arrow::csv::WriterBuilder;
 use arrow::datatypes::{DataType, SchemaRef};
 use futures::SinkExt;
 use mysql_async::prelude::Queryable;
+use spar_engine::{Engine, ServerSourceConfig, SourceConfig};
+use spar_server::demo::{CATALOG_TABLES, SALES_TABLES};
 use spar_server::tpch;
 
 use crate::harness::{HarnessError, MariaDbServer, PgServer, Result};
@@ -137,4 +139,37 @@ pub async fn load_mariadb(
         }
     }
     Ok(counts)
+}
+
+/// Loads the split layout at `scale`: `orders`, `lineitem`, `customer` into
+/// PostgreSQL database `split`, the other five tables into MariaDB database
+/// `tpch`, and all eight into PostgreSQL database `reference` (the answer
+/// one database gives). Creates the databases.
+pub async fn load_split(pg: &PgServer, maria: &MariaDbServer, scale: f64) -> Result<()> {
+    for db in ["split", "reference"] {
+        pg.create_database(db).await?;
+    }
+    maria.create_database("tpch").await?;
+    load_postgres(pg, "split", &SALES_TABLES, scale).await?;
+    load_postgres(pg, "reference", &tpch::TABLES, scale).await?;
+    load_mariadb(maria, "tpch", &CATALOG_TABLES, scale).await?;
+    Ok(())
+}
+
+/// An engine over the split layout of [`load_split`]: source `sales` is
+/// PostgreSQL database `split`, source `catalog` MariaDB database `tpch`,
+/// both on the search path so TPC-H's unqualified names resolve.
+pub async fn split_engine(pg: &PgServer, maria: &MariaDbServer) -> spar_engine::Result<Engine> {
+    Engine::builder()
+        .with_source(
+            "sales",
+            SourceConfig::Postgres(ServerSourceConfig::new([pg.url("split")])),
+        )
+        .with_source(
+            "catalog",
+            SourceConfig::MySql(ServerSourceConfig::new([maria.url("tpch")])),
+        )
+        .with_search_path(["sales.public", "catalog.tpch"])
+        .build()
+        .await
 }

@@ -9,14 +9,13 @@
 //! exact where both engines chose the same scale).
 
 use spar_engine::{
-    Engine, FileFormatKind, FileSourceConfig, ServerSourceConfig, Session, SourceConfig,
-    SqliteSourceConfig,
+    Engine, FileFormatKind, FileSourceConfig, Session, SourceConfig, SqliteSourceConfig,
 };
 use spar_server::demo::{write_parquet, write_sqlite, CATALOG_TABLES, SALES_TABLES};
-use spar_server::tpch::{QUERIES, TABLES};
+use spar_server::tpch::QUERIES;
 use spar_tests::compare::{arrow_rows, differences, postgres_rows, Rows};
 use spar_tests::harness::{MariaDbServer, PgServer};
-use spar_tests::tpch::{load_mariadb, load_postgres};
+use spar_tests::tpch::{load_split, split_engine};
 
 const SCALE: f64 = 0.1;
 
@@ -58,13 +57,7 @@ async fn check_layout(name: &str, session: &Session, reference: &[Rows]) -> Vec<
 async fn tpch_answers_match_one_postgres_database() {
     let pg = ok(PgServer::start().await);
     let maria = ok(MariaDbServer::start().await);
-    for db in ["split", "reference"] {
-        ok(pg.create_database(db).await);
-    }
-    ok(maria.create_database("tpch").await);
-    ok(load_postgres(&pg, "split", &SALES_TABLES, SCALE).await);
-    ok(load_postgres(&pg, "reference", &TABLES, SCALE).await);
-    ok(load_mariadb(&maria, "tpch", &CATALOG_TABLES, SCALE).await);
+    ok(load_split(&pg, &maria, SCALE).await);
 
     let dir = ok(tempfile::tempdir());
     let sqlite = dir.path().join("sales.db");
@@ -89,18 +82,7 @@ async fn tpch_answers_match_one_postgres_database() {
         reference.push(rows);
     }
 
-    let servers = ok(Engine::builder()
-        .with_source(
-            "sales",
-            SourceConfig::Postgres(ServerSourceConfig::new([pg.url("split")])),
-        )
-        .with_source(
-            "catalog",
-            SourceConfig::MySql(ServerSourceConfig::new([maria.url("tpch")])),
-        )
-        .with_search_path(["sales.public", "catalog.tpch"])
-        .build()
-        .await);
+    let servers = ok(split_engine(&pg, &maria).await);
     let demo = ok(Engine::builder()
         .with_source(
             "sales",
