@@ -107,10 +107,26 @@ pub trait SqlDialect: Debug + Send + Sync {
     }
 
     /// Spar's corrections to `expr` before it is spelled for this source,
-    /// where DataFusion's unparser would spell it wrongly. Called on every
-    /// expression of a fragment. The default changes nothing.
-    fn prepare_expr(&self, expr: Expr) -> datafusion::error::Result<Expr> {
+    /// where DataFusion's unparser would spell it wrongly or the source
+    /// would compute it differently as written. Called on every expression
+    /// of a fragment, with the schema it is evaluated against (a column
+    /// may be missing from it only where typing does not matter). The
+    /// default changes nothing.
+    fn prepare_expr(&self, expr: Expr, schema: &DFSchema) -> datafusion::error::Result<Expr> {
+        let _ = schema;
         Ok(expr)
+    }
+
+    /// Whether the source groups, deduplicates, joins and sorts by the
+    /// values of `e` as DataFusion does when `e` is written as it is:
+    /// `GROUP BY e`, `DISTINCT`, `ON e = …`, `ORDER BY e`, `min(e)`,
+    /// `count(DISTINCT e)`. Comparisons inside expressions can be
+    /// corrected by [`SqlDialect::prepare_expr`]; such keys cannot. The
+    /// default is true (then [`equals_alike`] and [`orders_alike`] decide
+    /// by the comparisons alone).
+    fn keys_alike(&self, e: &Expr, schema: &DFSchema) -> bool {
+        let _ = (e, schema);
+        true
     }
 
     /// Whether a literal of this value's type is spelled so that the source
@@ -320,13 +336,17 @@ pub fn widening_cast(from: &DataType, to: &DataType) -> bool {
 /// Whether the source computes `e` and decides equality of its values as
 /// DataFusion does (for grouping, joins, `DISTINCT`).
 pub fn equals_alike<D: SqlDialect + ?Sized>(dialect: &D, e: &Expr, schema: &DFSchema) -> bool {
-    dialect.supports_expr(e, schema) && dialect.supports_expr(&e.clone().eq(e.clone()), schema)
+    dialect.keys_alike(e, schema)
+        && dialect.supports_expr(e, schema)
+        && dialect.supports_expr(&e.clone().eq(e.clone()), schema)
 }
 
 /// Whether the source computes `e` and orders its values as DataFusion
 /// does (for sorting, `min`, `max`).
 pub fn orders_alike<D: SqlDialect + ?Sized>(dialect: &D, e: &Expr, schema: &DFSchema) -> bool {
-    dialect.supports_expr(e, schema) && dialect.supports_expr(&e.clone().lt(e.clone()), schema)
+    dialect.keys_alike(e, schema)
+        && dialect.supports_expr(e, schema)
+        && dialect.supports_expr(&e.clone().lt(e.clone()), schema)
 }
 
 /// Whether `expr` compares strings anywhere: `=`, `<`, ... with a string

@@ -9,6 +9,8 @@
 //!   DataFusion's unparser dialects) and what it can run ([`Capabilities`]).
 //! - [`metadata`]: plain data the planner reads ([`TableMeta`],
 //!   [`TableStats`], [`IndexMeta`]).
+//! - [`unparser`]: DataFusion's unparser dialects with Spar's marker
+//!   functions spelled in ([`unparser::WithFunctions`]).
 //! - [`error`]: [`ConnectorError`], split by [`ConnectorError::is_retryable`].
 //! - `sqlite` (feature `sqlite`): SQLite files through rusqlite, on blocking
 //!   threads.
@@ -28,6 +30,7 @@ pub mod connector;
 pub mod dialect;
 pub mod error;
 pub mod metadata;
+pub mod unparser;
 
 #[cfg(feature = "files")]
 pub mod file;

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{plan_err, Spans, TableReference};
+use datafusion::common::{plan_err, DFSchema, Spans, TableReference};
 use datafusion::datasource::DefaultTableSource;
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::conjunction;
@@ -119,14 +119,20 @@ pub(crate) fn remote_plan(
                 semi_join_as_exists(join, dialect)?
             }
             LogicalPlan::TableScan(mut scan) => {
-                if let Some(remote) = renames.get(&scan.table_name) {
-                    scan.table_name = remote.clone();
-                }
+                // The filters are typed by the table's columns under
+                // Spar's name, which they use.
+                let columns = DFSchema::try_from_qualified_schema(
+                    scan.table_name.clone(),
+                    &scan.source.schema(),
+                )?;
                 scan.filters = scan
                     .filters
                     .into_iter()
-                    .map(|f| dialect.prepare_expr(f))
+                    .map(|f| dialect.prepare_expr(f, &columns))
                     .collect::<Result<Vec<_>>>()?;
+                if let Some(remote) = renames.get(&scan.table_name) {
+                    scan.table_name = remote.clone();
+                }
                 // The fetch is dropped: DataFusion sets it only below a
                 // limit that it keeps, which is either in this plan too or
                 // runs locally; and the unparser would spell it as a
@@ -135,16 +141,31 @@ pub(crate) fn remote_plan(
                 scan.fetch = None;
                 LogicalPlan::TableScan(scan)
             }
-            other => spell_null_order(
-                other
-                    .map_expressions(|e| Ok(Transformed::yes(dialect.prepare_expr(e)?)))?
-                    .data,
-                dialect,
-            ),
+            other => {
+                let columns = input_columns(&other);
+                spell_null_order(
+                    other
+                        .map_expressions(|e| {
+                            Ok(Transformed::yes(dialect.prepare_expr(e, &columns)?))
+                        })?
+                        .data,
+                    dialect,
+                )
+            }
         };
         Ok(Transformed::yes(node))
     })?;
     Ok(Some(rewritten.data))
+}
+
+/// The columns a node's expressions are evaluated against: those of its
+/// inputs.
+fn input_columns(node: &LogicalPlan) -> DFSchema {
+    let mut columns = DFSchema::empty();
+    for input in node.inputs() {
+        columns.merge(input.schema());
+    }
+    columns
 }
 
 /// A semi (anti) join as the filter `[NOT] EXISTS (SELECT 1 FROM right
@@ -155,6 +176,7 @@ pub(crate) fn remote_plan(
 /// no qualifier names a table on both sides.
 fn semi_join_as_exists(join: Join, dialect: &dyn SqlDialect) -> Result<LogicalPlan> {
     let left_schema = Arc::clone(join.left.schema());
+    let both_sides = left_schema.join(join.right.schema())?;
     // The filter goes under a projection that only passes columns on (the
     // outer references name its input's columns as well); above anything
     // else that the unparser would make a derived table, the subquery's
@@ -183,7 +205,7 @@ fn semi_join_as_exists(join: Join, dialect: &dyn SqlDialect) -> Result<LogicalPl
                 })
             })?
             .data;
-        dialect.prepare_expr(e)
+        dialect.prepare_expr(e, &both_sides)
     };
     let mut conditions = Vec::new();
     for (l, r) in join.on {
@@ -251,7 +273,7 @@ fn name_outputs(projection: Projection, dialect: &dyn SqlDialect) -> Result<Logi
         .into_iter()
         .zip(schema.fields())
         .map(|(e, field)| {
-            let e = dialect.prepare_expr(e)?;
+            let e = dialect.prepare_expr(e, input.schema())?;
             // Longer names would be cut by the source (a derived table's
             // columns are never that long: see `can_run`).
             let fits = field.name().len() <= MAX_IDENTIFIER_BYTES;

@@ -95,9 +95,10 @@ impl SourceTable {
             self.meta.name.schema.as_str(),
             self.meta.name.table.as_str(),
         );
+        let columns = self.df_schema().unwrap_or_else(DFSchema::empty);
         let filters = filters
             .iter()
-            .map(|f| unqualify(f.clone()).and_then(|f| self.dialect.prepare_expr(f)))
+            .map(|f| unqualify(f.clone()).and_then(|f| self.dialect.prepare_expr(f, &columns)))
             .collect::<Result<Vec<_>>>()?;
         let this: Arc<dyn TableProvider> = Arc::new(self.clone());
         let scan = LogicalPlanBuilder::scan_with_filters_fetch(

@@ -101,7 +101,8 @@ async fn every_type_round_trips() {
         .unwrap_or(0);
     assert_eq!(blob, 2 * 1024 * 1024);
 
-    // Numeric filters and limits reach MariaDB; string comparisons stay local.
+    // Numeric filters and limits reach MariaDB; string comparisons too, over
+    // the strings' UTF-8 bytes.
     let plan = rows(
         &session,
         "EXPLAIN SELECT id FROM types WHERE bi > 0 AND vc = 'x' LIMIT 1",
@@ -109,11 +110,38 @@ async fn every_type_round_trips() {
     .await
     .join("\n");
     assert!(
-        plan.contains("FROM `shop`.`types` WHERE (`types`.`bi` > 0)")
-            || plan.contains("FROM `shop`.`types` WHERE `types`.`bi` > 0"),
+        plan.contains("FROM `shop`.`types` WHERE ((`types`.`bi` > 0) AND")
+            && plan.contains("LIMIT 1"),
         "{plan}"
     );
     assert!(!plan.contains("`vc` = 'x'"), "{plan}");
+    assert!(
+        plan.contains("CAST(CONVERT(`types`.`vc` USING utf8mb4) AS BINARY) = CAST(CONVERT('x' USING utf8mb4) AS BINARY)"),
+        "{plan}"
+    );
+    // Every kind of column read as text compares at the source as the text
+    // Spar reads: a wide decimal, JSON, ENUM, SET, CHAR; pushed or not.
+    let text_kinds = "SELECT id FROM types WHERE d65 = '0.000000000000000000000000000000' \
+                      OR js = '[]' OR en = 'large' OR st = 'a,c' OR c = 'ab' OR tx > 'it' ORDER BY id";
+    assert_eq!(rows(&session, text_kinds).await, vec!["1", "2"]);
+    assert!(rows(&session, &format!("EXPLAIN {text_kinds}"))
+        .await
+        .join("\n")
+        .contains("CAST(CONVERT(`types`.`en` USING utf8mb4) AS BINARY)"));
+    for one in [
+        "d65 = '0.000000000000000000000000000000'",
+        "js = '[]'",
+        "en = 'small'",
+        "st = ''",
+        "c = ''",
+        "tx > 'it'",
+    ] {
+        assert_eq!(
+            rows(&session, &format!("SELECT id FROM types WHERE {one}")).await,
+            vec!["2"],
+            "{one}"
+        );
+    }
     // 'a' = 'A ' in MariaDB's default collation, not in Spar.
     ok(server
         .execute(

@@ -2,6 +2,7 @@
 
 use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::DFSchema;
 use datafusion::logical_expr::Expr;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::unparser::dialect::{Dialect, SqliteDialect};
@@ -58,7 +59,7 @@ impl SqlDialect for SqliteSqlDialect {
         false
     }
 
-    fn prepare_expr(&self, expr: Expr) -> datafusion::error::Result<Expr> {
+    fn prepare_expr(&self, expr: Expr, _: &DFSchema) -> datafusion::error::Result<Expr> {
         expr.transform(|e| {
             Ok(match e {
                 Expr::Literal(ScalarValue::Date32(Some(days)), meta) => {
@@ -81,7 +82,7 @@ mod tests {
     fn dates_are_spelled_as_iso_text() -> datafusion::error::Result<()> {
         let d = SqliteSqlDialect;
         let expr = col("o_orderdate").lt(lit(ScalarValue::Date32(Some(9204))));
-        let fixed = d.prepare_expr(expr)?;
+        let fixed = d.prepare_expr(expr, &DFSchema::empty())?;
         let sql = datafusion::sql::unparser::Unparser::new(d.unparser())
             .expr_to_sql(&fixed)?
             .to_string();

@@ -34,3 +34,21 @@ INSERT INTO orders VALUES
     (16, 7, 0.01, '');
 CREATE TABLE `we'ird ``tab``` (`col; --x` INT, `é` VARCHAR(40));
 INSERT INTO `we'ird ``tab``` VALUES (1, 'one'), (2, 'two; DROP TABLE items; --');
+-- Strings that MySQL's collations compare unlike DataFusion: case, trailing
+-- spaces, CHAR padding, another character set, an ENUM (ordered by its
+-- position), non-ASCII and LIKE's special characters.
+CREATE TABLE words (
+    id INT PRIMARY KEY,
+    w VARCHAR(20),
+    c CHAR(5),
+    l VARCHAR(20) CHARACTER SET latin1,
+    e ENUM('zeta', 'alpha'),
+    t TEXT
+) DEFAULT CHARSET = utf8mb4;
+INSERT INTO words VALUES
+    (1, 'a', 'a', 'é', 'alpha', 'x'),
+    (2, 'A', 'a  ', 'e', 'zeta', 'X '),
+    (3, 'a ', 'ab', 'É', 'alpha', 'x%y'),
+    (4, 'é', 'é', NULL, NULL, NULL),
+    (5, 'b\\c', 'x', 'x', 'zeta', 'a_b'),
+    (6, 'z', 'Z', 'z', 'alpha', 'a\\_b');

@@ -1,0 +1,205 @@
+//! DataFusion's unparser dialects with Spar's own functions spelled in.
+//!
+//! A dialect's [`crate::SqlDialect::prepare_expr`] may put a call to one of
+//! Spar's marker functions into a fragment's expression (such as MySQL's
+//! "compare these strings as bytes"); [`WithFunctions`] is the unparser
+//! dialect that spells each such call in the source's SQL and leaves
+//! everything else to DataFusion's dialect.
+
+use std::sync::Arc;
+
+use arrow::array::timezone::Tz;
+use arrow::datatypes::DataType;
+use arrow::datatypes::TimeUnit;
+use chrono::DateTime;
+use datafusion::error::Result;
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::sql::sqlparser::ast::{self, BinaryOperator, WindowFrameBound};
+use datafusion::sql::unparser::dialect::{
+    CharacterLengthStyle, DateFieldExtractStyle, Dialect, DistinctFromStyle, IntervalStyle,
+};
+use datafusion::sql::unparser::Unparser;
+
+/// Spells a call to one function: its arguments, unparsed with the
+/// unparser at hand, go into the source's own syntax.
+pub type SpellFn = fn(&Unparser, &[Expr]) -> Result<ast::Expr>;
+
+/// A function DataFusion evaluates as its one argument unchanged (same
+/// type, same value): it only marks, in a fragment's expression, how the
+/// source must spell that value. Its unparser dialect spells it
+/// ([`WithFunctions`]).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Marker {
+    name: &'static str,
+    signature: Signature,
+}
+
+impl Marker {
+    /// The marker function `name` as a DataFusion function.
+    pub fn udf(name: &'static str) -> Arc<ScalarUDF> {
+        Arc::new(ScalarUDF::new_from_impl(Self {
+            name,
+            signature: Signature::any(1, Volatility::Immutable),
+        }))
+    }
+}
+
+impl ScalarUDFImpl for Marker {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        match arg_types {
+            [t] => Ok(t.clone()),
+            _ => datafusion::common::plan_err!("{} takes one argument", self.name),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        match <[ColumnarValue; 1]>::try_from(args.args) {
+            Ok([value]) => Ok(value),
+            Err(_) => datafusion::common::exec_err!("{} takes one argument", self.name),
+        }
+    }
+}
+
+/// `udf(e)`, unless `e` is already a call to `udf`.
+pub fn mark(udf: &Arc<ScalarUDF>, e: Expr) -> Expr {
+    match e {
+        Expr::ScalarFunction(f) if f.func.name() == udf.name() => Expr::ScalarFunction(f),
+        other => Expr::ScalarFunction(ScalarFunction::new_udf(Arc::clone(udf), vec![other])),
+    }
+}
+
+/// DataFusion's unparser dialect `D`, with the functions named in
+/// `functions` spelled by their [`SpellFn`]. Every other choice is `D`'s.
+pub struct WithFunctions<D> {
+    /// The dialect that spells everything else.
+    pub inner: D,
+    /// Function name and how to spell a call to it.
+    pub functions: &'static [(&'static str, SpellFn)],
+}
+
+impl<D: Dialect> Dialect for WithFunctions<D> {
+    fn scalar_function_to_sql_overrides(
+        &self,
+        unparser: &Unparser,
+        func_name: &str,
+        args: &[Expr],
+    ) -> Result<Option<ast::Expr>> {
+        match self.functions.iter().find(|(name, _)| *name == func_name) {
+            Some((_, spell)) => spell(unparser, args).map(Some),
+            None => self
+                .inner
+                .scalar_function_to_sql_overrides(unparser, func_name, args),
+        }
+    }
+
+    fn identifier_quote_style(&self, identifier: &str) -> Option<char> {
+        self.inner.identifier_quote_style(identifier)
+    }
+    fn use_array_keyword_for_array_literals(&self) -> bool {
+        self.inner.use_array_keyword_for_array_literals()
+    }
+    fn supports_nulls_first_in_sort(&self) -> bool {
+        self.inner.supports_nulls_first_in_sort()
+    }
+    fn use_timestamp_for_date64(&self) -> bool {
+        self.inner.use_timestamp_for_date64()
+    }
+    fn interval_style(&self) -> IntervalStyle {
+        self.inner.interval_style()
+    }
+    fn float64_ast_dtype(&self) -> ast::DataType {
+        self.inner.float64_ast_dtype()
+    }
+    fn utf8_cast_dtype(&self) -> ast::DataType {
+        self.inner.utf8_cast_dtype()
+    }
+    fn large_utf8_cast_dtype(&self) -> ast::DataType {
+        self.inner.large_utf8_cast_dtype()
+    }
+    fn date_field_extract_style(&self) -> DateFieldExtractStyle {
+        self.inner.date_field_extract_style()
+    }
+    fn distinct_from_style(&self) -> DistinctFromStyle {
+        self.inner.distinct_from_style()
+    }
+    fn character_length_style(&self) -> CharacterLengthStyle {
+        self.inner.character_length_style()
+    }
+    fn int64_cast_dtype(&self) -> ast::DataType {
+        self.inner.int64_cast_dtype()
+    }
+    fn int8_cast_dtype(&self) -> ast::DataType {
+        self.inner.int8_cast_dtype()
+    }
+    fn int32_cast_dtype(&self) -> ast::DataType {
+        self.inner.int32_cast_dtype()
+    }
+    fn timestamp_cast_dtype(&self, time_unit: &TimeUnit, tz: &Option<Arc<str>>) -> ast::DataType {
+        self.inner.timestamp_cast_dtype(time_unit, tz)
+    }
+    fn date32_cast_dtype(&self) -> ast::DataType {
+        self.inner.date32_cast_dtype()
+    }
+    fn supports_column_alias_in_table_alias(&self) -> bool {
+        self.inner.supports_column_alias_in_table_alias()
+    }
+    fn requires_derived_table_alias(&self) -> bool {
+        self.inner.requires_derived_table_alias()
+    }
+    fn division_operator(&self) -> BinaryOperator {
+        self.inner.division_operator()
+    }
+    fn higher_order_function_to_sql_overrides(
+        &self,
+        unparser: &Unparser,
+        func_name: &str,
+        args: &[Expr],
+    ) -> Result<Option<ast::Expr>> {
+        self.inner
+            .higher_order_function_to_sql_overrides(unparser, func_name, args)
+    }
+    fn window_func_support_window_frame(
+        &self,
+        func_name: &str,
+        start_bound: &WindowFrameBound,
+        end_bound: &WindowFrameBound,
+    ) -> bool {
+        self.inner
+            .window_func_support_window_frame(func_name, start_bound, end_bound)
+    }
+    fn full_qualified_col(&self) -> bool {
+        self.inner.full_qualified_col()
+    }
+    fn unnest_as_table_factor(&self) -> bool {
+        self.inner.unnest_as_table_factor()
+    }
+    fn unnest_as_lateral_flatten(&self) -> bool {
+        self.inner.unnest_as_lateral_flatten()
+    }
+    fn col_alias_overrides(&self, alias: &str) -> Result<Option<String>> {
+        self.inner.col_alias_overrides(alias)
+    }
+    fn supports_qualify(&self) -> bool {
+        self.inner.supports_qualify()
+    }
+    fn timestamp_with_tz_to_string(&self, dt: DateTime<Tz>, unit: TimeUnit) -> String {
+        self.inner.timestamp_with_tz_to_string(dt, unit)
+    }
+    fn supports_empty_select_list(&self) -> bool {
+        self.inner.supports_empty_select_list()
+    }
+    fn string_literal_to_sql(&self, s: &str) -> Option<ast::Expr> {
+        self.inner.string_literal_to_sql(s)
+    }
+}
