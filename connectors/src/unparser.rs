@@ -71,6 +71,48 @@ impl ScalarUDFImpl for Marker {
     }
 }
 
+/// A function that only the source computes: it appears in a fragment's
+/// SQL (spelled by its name, or by [`WithFunctions`]) and never runs in
+/// DataFusion, which would report an error.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct SourceOnly {
+    name: &'static str,
+    signature: Signature,
+    return_type: DataType,
+}
+
+impl SourceOnly {
+    /// The function `name` of `arity` arguments returning `return_type`.
+    pub fn udf(name: &'static str, arity: usize, return_type: DataType) -> Arc<ScalarUDF> {
+        Arc::new(ScalarUDF::new_from_impl(Self {
+            name,
+            signature: Signature::any(arity, Volatility::Immutable),
+            return_type,
+        }))
+    }
+}
+
+impl ScalarUDFImpl for SourceOnly {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(self.return_type.clone())
+    }
+
+    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        datafusion::common::exec_err!(
+            "{} is computed only by a source, inside a fragment's SQL",
+            self.name
+        )
+    }
+}
+
 /// `udf(e)`, unless `e` is already a call to `udf`.
 pub fn mark(udf: &Arc<ScalarUDF>, e: Expr) -> Expr {
     match e {

@@ -1,9 +1,14 @@
 //! PostgreSQL's spelling and capabilities.
 
+use std::sync::{Arc, LazyLock};
+
 use arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::DFSchema;
-use datafusion::logical_expr::expr::Like;
-use datafusion::logical_expr::Expr;
+use datafusion::functions_aggregate::count::count_udaf;
+use datafusion::functions_aggregate::sum::sum_udaf;
+use datafusion::logical_expr::expr::{AggregateFunction, Like, ScalarFunction};
+use datafusion::logical_expr::{lit, Expr, ExprSchemable, ScalarUDF};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect};
 
@@ -11,6 +16,7 @@ use crate::dialect::{
     compares_differently, compares_strings, default_supports_expr, is_string, Capabilities,
     SqlDialect,
 };
+use crate::unparser::SourceOnly;
 
 /// PostgreSQL as a fragment target, spelled by DataFusion's
 /// [`PostgreSqlDialect`] (double-quoted identifiers, `CAST(... AS DATE)`).
@@ -24,8 +30,11 @@ use crate::dialect::{
 ///
 /// `AVG` is pushed over integers and `float8` (PostgreSQL's `numeric`
 /// result for integers is read as the nearest `Float64`, DataFusion's
-/// type), not over decimals, whose result scale differs (DataFusion
-/// truncates at the argument's scale + 4).
+/// type) and over decimals, spelled so that PostgreSQL computes
+/// DataFusion's answer exactly: DataFusion's mean of `decimal(p, s)` is
+/// the quotient truncated toward zero at scale `t = min(s + 4, 38)`, which
+/// is `div(sum(x) * 10^t, count(x)) * 10^-t` (`div` is numeric's exact
+/// truncating division; PostgreSQL's own `avg` rounds at another scale).
 #[derive(Debug, Default)]
 pub struct PostgresSqlDialect;
 
@@ -62,9 +71,75 @@ impl SqlDialect for PostgresSqlDialect {
     fn averages_alike(&self, t: &DataType) -> bool {
         matches!(
             t,
-            DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Float64
+            DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::Float64
+                | DataType::Decimal128(_, _)
         )
     }
+
+    /// `avg` of decimals as an exact truncating division (see the type's
+    /// documentation).
+    fn prepare_expr(&self, expr: Expr, schema: &DFSchema) -> datafusion::error::Result<Expr> {
+        expr.transform_up(|e| match e {
+            Expr::AggregateFunction(agg) if agg.func.name() == "avg" => decimal_avg(&agg, schema)
+                .map(|exact| match exact {
+                    Some(exact) => Transformed::yes(exact),
+                    None => Transformed::no(Expr::AggregateFunction(agg)),
+                }),
+            other => Ok(Transformed::no(other)),
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// PostgreSQL's `div(numeric, numeric)`: the quotient truncated toward
+/// zero.
+static DIV: LazyLock<Arc<ScalarUDF>> =
+    LazyLock::new(|| SourceOnly::udf("div", 2, DataType::Decimal128(38, 0)));
+
+/// `avg(x)` over `decimal(p, s)` as `div(sum(x) * 10^t, count(x)) *
+/// 10^-t` with `t = min(s + 4, 38)`, or `None` for any other `avg`.
+fn decimal_avg(
+    agg: &AggregateFunction,
+    schema: &DFSchema,
+) -> datafusion::error::Result<Option<Expr>> {
+    let params = &agg.params;
+    let [arg] = params.args.as_slice() else {
+        return Ok(None);
+    };
+    if params.distinct
+        || params.filter.is_some()
+        || !params.order_by.is_empty()
+        || params.null_treatment.is_some()
+    {
+        return Ok(None);
+    }
+    let DataType::Decimal128(_, scale) = arg.get_type(schema)? else {
+        return Ok(None);
+    };
+    let target = scale.saturating_add(4).clamp(0, 38);
+    let Some(power) = 10_i128.checked_pow(target.unsigned_abs().into()) else {
+        return Ok(None);
+    };
+    let aggregate = |f| {
+        Expr::AggregateFunction(AggregateFunction::new_udf(
+            f,
+            vec![arg.clone()],
+            false,
+            None,
+            vec![],
+            None,
+        ))
+    };
+    let scaled_sum = aggregate(sum_udaf()) * lit(ScalarValue::Decimal128(Some(power), 38, 0));
+    let quotient = Expr::ScalarFunction(ScalarFunction::new_udf(
+        Arc::clone(&DIV),
+        vec![scaled_sum, aggregate(count_udaf())],
+    ));
+    let unit = lit(ScalarValue::Decimal128(Some(1), 38, target));
+    Ok(Some(quotient * unit))
 }
 
 /// Whether PostgreSQL matches `like` as DataFusion does: case-sensitive
@@ -143,6 +218,30 @@ mod tests {
         assert!(!d.supports_expr(&col("c").between(lit("a"), lit("b")), &schema));
         assert!(d.supports_expr(&col("c").is_null().or(col("a").eq(lit("x"))), &schema));
         assert!(d.supports_expr(&col("c"), &schema));
+        Ok(())
+    }
+
+    #[test]
+    fn decimal_avg_is_an_exact_truncating_division() -> datafusion::error::Result<()> {
+        use datafusion::functions_aggregate::average::avg;
+        let schema = DFSchema::try_from(Schema::new(vec![
+            Field::new("q", DataType::Decimal128(15, 2), true),
+            Field::new("n", DataType::Int64, true),
+        ]))?;
+        let d = PostgresSqlDialect;
+        let spell = |e: Expr| -> datafusion::error::Result<String> {
+            let prepared = d.prepare_expr(e, &schema)?;
+            Ok(datafusion::sql::unparser::Unparser::new(d.unparser())
+                .expr_to_sql(&prepared)?
+                .to_string())
+        };
+        assert!(d.supports_aggregate(&avg(col("q")), &schema));
+        assert_eq!(
+            spell(avg(col("q")))?,
+            "(div((sum(\"q\") * 1000000), count(\"q\")) * 0.000001)"
+        );
+        // Other averages are PostgreSQL's own.
+        assert_eq!(spell(avg(col("n")))?, "avg(\"n\")");
         Ok(())
     }
 }
