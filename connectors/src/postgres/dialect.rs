@@ -64,6 +64,12 @@ impl SqlDialect for PostgresSqlDialect {
     fn supports_expr(&self, expr: &Expr, schema: &DFSchema) -> bool {
         match expr {
             Expr::Like(like) => like_alike(like, schema) && self.supports_expr(&like.expr, schema),
+            Expr::ScalarFunction(f) if f.name() == "substr" => {
+                substr_alike(&f.args, schema)
+                    && f.args
+                        .first()
+                        .is_some_and(|e| self.supports_expr(e, schema))
+            }
             _ => !compares_strings(expr, schema, true) && default_supports_expr(self, expr, schema),
         }
     }
@@ -140,6 +146,28 @@ fn decimal_avg(
     ));
     let unit = lit(ScalarValue::Decimal128(Some(1), 38, target));
     Ok(Some(quotient * unit))
+}
+
+/// Whether PostgreSQL's `substr(s, start[, length])` gives DataFusion's
+/// answer: both count characters from 1 and cut the range
+/// `[start, start + length)` to the string; with a literal `start` of at
+/// least 1 and a literal `length` of at least 0 (negative lengths are an
+/// error in PostgreSQL) over a text value read as PostgreSQL holds it (not
+/// `char(n)`, whose padding PostgreSQL drops first).
+fn substr_alike(args: &[Expr], schema: &DFSchema) -> bool {
+    let positive = |e: &Expr, least: i64| matches!(e, Expr::Literal(ScalarValue::Int64(Some(n)), _) if *n >= least && *n <= i64::from(i32::MAX));
+    match args {
+        [s, start] => {
+            is_string(s, schema) && !compares_differently(s, schema) && positive(start, 1)
+        }
+        [s, start, length] => {
+            is_string(s, schema)
+                && !compares_differently(s, schema)
+                && positive(start, 1)
+                && positive(length, 0)
+        }
+        _ => false,
+    }
 }
 
 /// Whether PostgreSQL matches `like` as DataFusion does: case-sensitive
@@ -242,6 +270,40 @@ mod tests {
         );
         // Other averages are PostgreSQL's own.
         assert_eq!(spell(avg(col("n")))?, "avg(\"n\")");
+        Ok(())
+    }
+
+    #[test]
+    fn substr_from_a_positive_literal_start() -> datafusion::error::Result<()> {
+        use datafusion::functions::unicode::expr_fn::substr;
+        let padded = Field::new("c", DataType::Utf8, true).with_metadata(
+            [(
+                crate::dialect::COMPARES_DIFFERENTLY.to_string(),
+                "bpchar".to_string(),
+            )]
+            .into(),
+        );
+        let schema = DFSchema::try_from(Schema::new(vec![
+            Field::new("a", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+            padded,
+        ]))?;
+        let d = PostgresSqlDialect;
+        let two = |s: Expr, start: Expr, len: Expr| {
+            Expr::ScalarFunction(datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                datafusion::functions::unicode::substr(),
+                vec![s, start, len],
+            ))
+        };
+        assert!(d.supports_expr(&substr(col("a"), lit(1_i64)), &schema));
+        assert!(d.supports_expr(
+            &two(col("a"), lit(1_i64), lit(2_i64)).in_list(vec![lit("13")], false),
+            &schema
+        ));
+        assert!(!d.supports_expr(&two(col("a"), lit(0_i64), lit(2_i64)), &schema));
+        assert!(!d.supports_expr(&two(col("a"), lit(1_i64), lit(-1_i64)), &schema));
+        assert!(!d.supports_expr(&two(col("a"), col("n"), lit(2_i64)), &schema));
+        assert!(!d.supports_expr(&two(col("c"), lit(1_i64), lit(2_i64)), &schema));
         Ok(())
     }
 }
