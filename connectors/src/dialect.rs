@@ -231,6 +231,9 @@ pub fn default_supports_expr<D: SqlDialect + ?Sized>(
                 && ok(expr)
         }
         Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) => ok(e),
+        // A name given inside an expression (common subexpressions are
+        // named so): the unparser spells the expression alone.
+        Expr::Alias(alias) => ok(&alias.expr),
         Expr::Between(Between {
             expr, low, high, ..
         }) => {
