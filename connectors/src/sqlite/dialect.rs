@@ -24,7 +24,9 @@ use crate::dialect::{Capabilities, SqlDialect};
 /// (integer overflow turns into REAL, and a stored value of the wrong
 /// type, such as `'abc'` in an INTEGER column, counts as 0 where reading
 /// the column would report it) and timestamp literals (stored text may use
-/// `T` or a space).
+/// `T` or a space). Columns the connector marks as compared otherwise
+/// (no declared type, `NOCASE`/`RTRIM`, `DATETIME`, BLOB) are never
+/// compared at the source.
 #[derive(Debug, Default)]
 pub struct SqliteSqlDialect;
 

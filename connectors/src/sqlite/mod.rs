@@ -27,7 +27,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connector::Connector;
-use crate::dialect::SqlDialect;
+use crate::dialect::{SqlDialect, COMPARES_DIFFERENTLY};
 use crate::error::{ConnectorError, Result};
 use crate::metadata::{IndexMeta, TableKind, TableMeta, TableName, TableStats};
 use conn::{blocking, map_error, open};
@@ -115,6 +115,36 @@ fn table_columns(
         });
     }
     Ok(rows)
+}
+
+/// Why SQLite compares a column's stored values otherwise than the Arrow
+/// values Spar reads, if it does (field metadata
+/// [`COMPARES_DIFFERENTLY`]): a column without a declared type keeps each
+/// value's storage class (`10` and `'10'` are read alike but are not equal,
+/// and every number sorts before every text); `DATETIME` text may have a
+/// `T` or a space between date and time; a BLOB column may hold text; a
+/// collation other than `BINARY` (`NOCASE`, `RTRIM`) ignores case or
+/// trailing spaces. `collation` is `None` when SQLite cannot tell (a view's
+/// column): then text columns count as compared otherwise too.
+fn compared_unlike_arrow(
+    declared: &str,
+    data_type: &arrow::datatypes::DataType,
+    collation: Option<&str>,
+) -> Option<&'static str> {
+    use arrow::datatypes::DataType;
+    if declared.trim().is_empty() {
+        return Some("untyped");
+    }
+    match data_type {
+        DataType::Timestamp(_, _) => Some("datetime text"),
+        DataType::Binary => Some("blob"),
+        DataType::Utf8 => match collation {
+            Some(c) if c.eq_ignore_ascii_case("BINARY") => None,
+            Some(_) => Some("collation"),
+            None => Some("unknown collation"),
+        },
+        _ => None,
+    }
 }
 
 /// Quotes an identifier for SQLite (double quotes, doubled inside).
@@ -343,7 +373,22 @@ impl Connector for SqliteConnector {
             let fields: Vec<Field> = table_columns(conn, target, &table)?
                 .into_iter()
                 .map(|(name, declared, not_null, _)| {
-                    Field::new(name, types::arrow_type(&declared), !not_null)
+                    let data_type = types::arrow_type(&declared);
+                    let collation = conn
+                        .column_metadata(
+                            Some(table.schema.as_str()),
+                            table.table.as_str(),
+                            name.as_str(),
+                        )
+                        .ok()
+                        .and_then(|m| m.1.map(|c| c.to_string_lossy().into_owned()));
+                    let field = Field::new(name, data_type.clone(), !not_null);
+                    match compared_unlike_arrow(&declared, &data_type, collation.as_deref()) {
+                        Some(why) => field.with_metadata(
+                            [(COMPARES_DIFFERENTLY.to_string(), why.to_string())].into(),
+                        ),
+                        None => field,
+                    }
                 })
                 .collect();
             Ok(Arc::new(Schema::new(fields)))

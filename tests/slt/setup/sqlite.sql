@@ -32,3 +32,18 @@ INSERT INTO orders VALUES
     (16, 7, 0.01, '');
 CREATE TABLE `we'ird "tab"` (`col; --x` INTEGER, `é` TEXT);
 INSERT INTO `we'ird "tab"` VALUES (1, 'one'), (2, 'two; DROP TABLE items; --');
+-- Columns SQLite compares otherwise than the values Spar reads: no declared
+-- type (each value keeps its storage class), NOCASE and RTRIM collations,
+-- DATETIME text with a `T` or a space, a BLOB column holding text.
+CREATE TABLE loose (
+    id INTEGER PRIMARY KEY,
+    v,
+    w TEXT COLLATE NOCASE,
+    r TEXT COLLATE RTRIM,
+    x DATETIME,
+    b BLOB
+);
+INSERT INTO loose VALUES
+    (1, 10, 'Ab', 'x', '2024-01-01 10:00:00', x'61'),
+    (2, '10', 'ab', 'x  ', '2024-01-01T09:00:00', 'a'),
+    (3, 9, 'AB ', 'y', '2024-01-01 09:30:00', x'62');
