@@ -52,3 +52,11 @@ INSERT INTO words VALUES
     (4, 'é', 'é', NULL, NULL, NULL),
     (5, 'b\\c', 'x', 'x', 'zeta', 'a_b'),
     (6, 'z', 'Z', 'z', 'alpha', 'a\\_b');
+-- Dates, DATETIME, TIMESTAMP (instants given as Unix times, whatever the
+-- session's time zone), and BOOLEAN (TINYINT(1)).
+CREATE TABLE events (id INT PRIMARY KEY, d DATE, ts DATETIME(6), tz TIMESTAMP(6) NULL, flag BOOLEAN, n INT);
+INSERT INTO events VALUES
+    (1, '2024-02-28', '2024-02-28 23:30:00', FROM_UNIXTIME(1709163000), TRUE, 7),
+    (2, '2024-03-01', '2024-03-01 00:15:00.5', FROM_UNIXTIME(1709252100), FALSE, -7),
+    (3, NULL, NULL, NULL, NULL, NULL),
+    (4, '1999-12-31', '1999-12-31 23:59:59', FROM_UNIXTIME(946684799), TRUE, 0);

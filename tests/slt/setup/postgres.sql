@@ -38,3 +38,10 @@ INSERT INTO kinds VALUES
     (1, 'ab', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": 1, "b": 2}'),
     (2, 'ab  x', 'B0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A12', '[1, 2]'),
     (3, NULL, NULL, NULL);
+-- Dates, timestamps with and without a time zone, booleans.
+CREATE TABLE events (id int PRIMARY KEY, d date, ts timestamp, tz timestamptz, flag boolean, n int);
+INSERT INTO events VALUES
+    (1, '2024-02-28', '2024-02-28 23:30:00', '2024-02-28 23:30:00+00', true, 7),
+    (2, '2024-03-01', '2024-03-01 00:15:00.5', '2024-03-01 01:15:00+01', false, -7),
+    (3, NULL, NULL, NULL, NULL, NULL),
+    (4, '1999-12-31', '1999-12-31 23:59:59', '2000-01-01 00:59:59+01', true, 0);

@@ -47,3 +47,10 @@ INSERT INTO loose VALUES
     (1, 10, 'Ab', 'x', '2024-01-01 10:00:00', x'61'),
     (2, '10', 'ab', 'x  ', '2024-01-01T09:00:00', 'a'),
     (3, 9, 'AB ', 'y', '2024-01-01 09:30:00', x'62');
+-- Dates, DATETIME text (a `T` or a space), booleans.
+CREATE TABLE events (id INTEGER PRIMARY KEY, d DATE, ts DATETIME, flag BOOLEAN, n INTEGER);
+INSERT INTO events VALUES
+    (1, '2024-02-28', '2024-02-28 23:30:00', 1, 7),
+    (2, '2024-03-01', '2024-03-01T00:15:00.5', 0, -7),
+    (3, NULL, NULL, NULL, NULL),
+    (4, '1999-12-31', '1999-12-31 23:59:59', 1, 0);
