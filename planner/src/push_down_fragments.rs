@@ -26,8 +26,8 @@
 
 use std::sync::Arc;
 
-use datafusion::common::tree_node::Transformed;
-use datafusion::common::{DFSchema, NullEquality, Statistics};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, NullEquality, ScalarValue, Statistics};
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
@@ -166,14 +166,22 @@ fn merge(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
     let Some(first) = fragments.first() else {
         return Ok(Transformed::no(node));
     };
-    if fragments.iter().any(|f| f.source != first.source) || !can_run(&node, first.dialect.as_ref())
+    if fragments.iter().any(|f| f.source != first.source)
+        || !node
+            .expressions()
+            .iter()
+            .all(|e| subqueries_in(e, &first.source))
+        || !can_run(&node, first.dialect.as_ref())
     {
         return Ok(Transformed::no(node));
     }
-    let sub_plan = node.with_new_exprs(
-        node.expressions(),
-        fragments.iter().map(|f| f.plan.clone()).collect(),
-    )?;
+    let exprs = node
+        .expressions()
+        .into_iter()
+        .map(|e| with_subquery_plans(e).map(|t| t.data))
+        .collect::<Result<Vec<_>>>()?;
+    let sub_plan =
+        node.with_new_exprs(exprs, fragments.iter().map(|f| f.plan.clone()).collect())?;
     let Some(sql) = sql_for(&sub_plan, first.dialect.as_ref()) else {
         return Ok(Transformed::no(node));
     };
@@ -195,6 +203,67 @@ fn merge(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
         }),
         _ => extension(fragment),
     }))
+}
+
+/// Whether every subquery in `e` can run inside a fragment of `source`:
+/// only uncorrelated scalar subqueries that are themselves whole fragments
+/// of `source` (`x > (SELECT avg(y) FROM t)`).
+fn subqueries_in(e: &Expr, source: &str) -> bool {
+    let mut ok = true;
+    let _ = e.apply(|e| {
+        ok &= match e {
+            Expr::ScalarSubquery(sq) => {
+                sq.outer_ref_columns.is_empty()
+                    && as_fragment(&sq.subquery).is_some_and(|f| f.source == source)
+            }
+            Expr::Exists(_) | Expr::InSubquery(_) | Expr::SetComparison(_) => false,
+            _ => true,
+        };
+        Ok(if ok {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    ok
+}
+
+/// `e` with each scalar subquery's fragment replaced by the fragment's
+/// sub-plan, so that the merged fragment holds the whole query.
+fn with_subquery_plans(e: Expr) -> Result<Transformed<Expr>> {
+    e.transform(|e| match e {
+        Expr::ScalarSubquery(mut sq) => match as_fragment(&sq.subquery) {
+            Some(fragment) => {
+                sq.subquery = Arc::new(fragment.plan.clone());
+                Ok(Transformed::yes(Expr::ScalarSubquery(sq)))
+            }
+            None => Ok(Transformed::no(Expr::ScalarSubquery(sq))),
+        },
+        other => Ok(Transformed::no(other)),
+    })
+}
+
+/// `e` with each scalar subquery replaced by a NULL of its type: what the
+/// dialect must be able to compute around the subquery's value (the
+/// subquery itself was checked by `subqueries_in`).
+fn subqueries_as_values(e: &Expr) -> Expr {
+    e.clone()
+        .transform(|e| match e {
+            Expr::ScalarSubquery(sq) => {
+                let null = sq
+                    .subquery
+                    .schema()
+                    .fields()
+                    .first()
+                    .and_then(|f| ScalarValue::try_from(f.data_type()).ok());
+                Ok(match null {
+                    Some(null) => Transformed::yes(Expr::Literal(null, None)),
+                    None => Transformed::no(Expr::ScalarSubquery(sq)),
+                })
+            }
+            other => Ok(Transformed::no(other)),
+        })
+        .map_or_else(|_| e.clone(), |t| t.data)
 }
 
 /// The source SQL of `plan`, or `None` if it cannot be spelled for the
@@ -250,7 +319,9 @@ fn unaliased(e: &Expr) -> &Expr {
 /// DataFusion's semantics.
 fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
     let caps = dialect.capabilities();
-    let supports = |e: &Expr, schema: &DFSchema| dialect.supports_expr(unaliased(e), schema);
+    let supports = |e: &Expr, schema: &DFSchema| {
+        dialect.supports_expr(&subqueries_as_values(unaliased(e)), schema)
+    };
     match node {
         LogicalPlan::Projection(p) => p.expr.iter().all(|e| supports(e, p.input.schema())),
         LogicalPlan::Filter(f) => caps.filter && supports(&f.predicate, f.input.schema()),
@@ -354,6 +425,22 @@ mod tests {
         )
         .await;
         insta::assert_snapshot!(plan);
+    }
+
+    #[tokio::test]
+    async fn a_scalar_subquery_of_the_same_source_goes_into_the_sql() {
+        let same = optimized_plan(
+            "SELECT o_orderkey FROM sales.main.orders \
+             WHERE o_totalprice > (SELECT max(o_totalprice) FROM sales.main.orders WHERE o_custkey = 7)",
+        )
+        .await;
+        insta::assert_snapshot!(same);
+        let other = optimized_plan(
+            "SELECT o_orderkey FROM sales.main.orders \
+             WHERE o_custkey > (SELECT max(n_nationkey) FROM crm.main.nation)",
+        )
+        .await;
+        assert!(other.matches("Fragment: source=").count() == 2, "{other}");
     }
 
     #[tokio::test]

@@ -53,7 +53,7 @@ pub(crate) fn remote_plan(
     dialect: &dyn SqlDialect,
 ) -> Result<Option<LogicalPlan>> {
     let mut renames: HashMap<TableReference, TableReference> = HashMap::new();
-    plan.apply(|node| {
+    plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
             if let Some(table) = source_table(&scan.source) {
                 let name = &table.meta().name;
@@ -79,7 +79,9 @@ pub(crate) fn remote_plan(
         // A fragment that returns no columns: left to the scan path.
         return Ok(None);
     }
-    let rewritten = plan.clone().transform_up(|node| {
+    // Scalar subqueries in expressions are fragments of the same source
+    // too (see `push_down_fragments::subqueries_in`): renamed alike.
+    let rewritten = plan.clone().transform_up_with_subqueries(|node| {
         let node = match node {
             // `SELECT FROM t` (no columns, e.g. under `count(*)`) is not
             // SQL: select a constant instead; nothing above reads it.
