@@ -62,7 +62,7 @@ pub trait SqlDialect: Debug + Send + Sync {
     /// The default accepts a conservative core that every SQL database
     /// evaluates alike: column references, literals of
     /// [`SqlDialect::supports_literal`] types, comparisons, `AND`, `OR`,
-    /// `NOT`, `IS [NOT] NULL`, `BETWEEN` and `IN` lists.
+    /// `NOT`, `IS [NOT] NULL`, `BETWEEN`, `IN` lists and `CASE`.
     fn supports_expr(&self, expr: &Expr, schema: &DFSchema) -> bool {
         default_supports_expr(self, expr, schema)
     }
@@ -234,6 +234,23 @@ pub fn default_supports_expr<D: SqlDialect + ?Sized>(
         // A name given inside an expression (common subexpressions are
         // named so): the unparser spells the expression alone.
         Expr::Alias(alias) => ok(&alias.expr),
+        // Every database evaluates CASE alike (first true WHEN wins, else
+        // the ELSE or NULL); DataFusion has cast the results to one type.
+        // `CASE x WHEN v` compares `x = v` as written, so `x` must compare
+        // as a key does.
+        Expr::Case(case) => {
+            case.expr
+                .as_ref()
+                .is_none_or(|x| equals_alike(dialect, x, schema))
+                && case.when_then_expr.iter().all(|(when, then)| {
+                    let when_ok = match &case.expr {
+                        Some(x) => ok(&x.as_ref().clone().eq(when.as_ref().clone())),
+                        None => ok(when),
+                    };
+                    when_ok && ok(then)
+                })
+                && case.else_expr.as_ref().is_none_or(|e| ok(e))
+        }
         Expr::Between(Between {
             expr, low, high, ..
         }) => {

@@ -260,13 +260,19 @@ mod tests {
     }
 
     #[test]
-    fn strings_are_never_keys() {
+    fn strings_are_never_keys() -> datafusion::error::Result<()> {
+        use datafusion::logical_expr::{case, when};
         let d = MySqlSqlDialect;
         let schema = schema();
         assert!(!equals_alike(&d, &col("a"), &schema));
         assert!(!orders_alike(&d, &col("a"), &schema));
         assert!(equals_alike(&d, &col("n"), &schema));
         assert!(orders_alike(&d, &col("n"), &schema));
+        // `CASE a WHEN 'x'` compares as written; a searched CASE is fixed.
+        assert!(!d.supports_expr(&case(col("a")).when(lit("x"), lit(1)).end()?, &schema));
+        assert!(d.supports_expr(&case(col("n")).when(lit(1), lit("x")).end()?, &schema));
+        assert!(d.supports_expr(&when(col("a").eq(lit("x")), lit(1)).end()?, &schema));
+        Ok(())
     }
 
     #[test]
