@@ -9,6 +9,7 @@ use std::fmt::Debug;
 
 use arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
+use datafusion::logical_expr::expr::Like;
 use datafusion::logical_expr::{Between, BinaryExpr, Cast, Expr, ExprSchemable, Operator};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::unparser::dialect::Dialect;
@@ -175,6 +176,11 @@ pub fn compares_differently(e: &Expr, schema: &DFSchema) -> bool {
 /// Comparisons and boolean connectives: the operators every SQL database
 /// evaluates like DataFusion (with three-valued logic).
 fn is_comparison_or_connective(op: &Operator) -> bool {
+    is_comparison(*op) || matches!(op, Operator::And | Operator::Or)
+}
+
+/// `=`, `<>`, `<`, `<=`, `>`, `>=`.
+pub fn is_comparison(op: Operator) -> bool {
     matches!(
         op,
         Operator::Eq
@@ -183,9 +189,17 @@ fn is_comparison_or_connective(op: &Operator) -> bool {
             | Operator::LtEq
             | Operator::Gt
             | Operator::GtEq
-            | Operator::And
-            | Operator::Or
     )
+}
+
+/// Whether `like` is a case-sensitive `[NOT] LIKE` of a text value (not
+/// one its source compares unlike its text) with backslash as its escape
+/// character: what a dialect's own check of the pattern starts from.
+pub fn like_over_text(like: &Like, schema: &DFSchema) -> bool {
+    !like.case_insensitive
+        && matches!(like.escape_char, None | Some('\\'))
+        && is_string(&like.expr, schema)
+        && !compares_differently(&like.expr, schema)
 }
 
 /// Whether `e` is string-typed in `schema` (for dialects that keep string

@@ -6,14 +6,14 @@ use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::expr::{InList, Like};
-use datafusion::logical_expr::{Between, BinaryExpr, Expr, ExprSchemable, Operator, ScalarUDF};
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, ExprSchemable, ScalarUDF};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{self, CastKind, Ident, ObjectName};
 use datafusion::sql::unparser::dialect::{Dialect, MySqlDialect};
 use datafusion::sql::unparser::Unparser;
 
 use crate::dialect::{
-    compares_differently, default_arithmetic_alike, default_supports_expr, is_string,
+    default_arithmetic_alike, default_supports_expr, is_comparison, is_string, like_over_text,
     widening_cast, Capabilities, SqlDialect,
 };
 use crate::unparser::{mark, Marker, SpellFn, WithFunctions};
@@ -168,18 +168,6 @@ impl SqlDialect for MySqlSqlDialect {
     }
 }
 
-fn is_comparison(op: Operator) -> bool {
-    matches!(
-        op,
-        Operator::Eq
-            | Operator::NotEq
-            | Operator::Lt
-            | Operator::LtEq
-            | Operator::Gt
-            | Operator::GtEq
-    )
-}
-
 /// Whether MySQL matches `like`, spelled over bytes with `ESCAPE '\'`, as
 /// DataFusion does: case-sensitive `[NOT] LIKE` of a string (not one
 /// compared unlike its text) with a literal pattern whose escape
@@ -201,11 +189,7 @@ fn like_alike(like: &Like, schema: &DFSchema) -> bool {
         }
         _ => false,
     };
-    pattern_ok
-        && !like.case_insensitive
-        && matches!(like.escape_char, None | Some('\\'))
-        && is_string(&like.expr, schema)
-        && !compares_differently(&like.expr, schema)
+    pattern_ok && like_over_text(like, schema)
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use datafusion::scalar::ScalarValue;
 use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect};
 
 use crate::dialect::{
-    compares_differently, compares_strings, default_supports_expr, is_string, Capabilities,
-    SqlDialect,
+    compares_differently, compares_strings, default_supports_expr, is_string, like_over_text,
+    Capabilities, SqlDialect,
 };
 use crate::unparser::SourceOnly;
 
@@ -182,11 +182,7 @@ fn like_alike(like: &Like, schema: &DFSchema) -> bool {
         }
         _ => false,
     };
-    pattern_ok
-        && !like.case_insensitive
-        && matches!(like.escape_char, None | Some('\\'))
-        && is_string(&like.expr, schema)
-        && !compares_differently(&like.expr, schema)
+    pattern_ok && like_over_text(like, schema)
 }
 
 #[cfg(test)]
