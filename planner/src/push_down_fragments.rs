@@ -24,9 +24,10 @@
 //! (so that a limit above it can be too) and again locally, because
 //! DataFusion is not told that a fragment's rows arrive sorted.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, NullEquality, ScalarValue, Statistics};
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::conjunction;
@@ -209,23 +210,17 @@ fn merge(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
 /// only uncorrelated scalar subqueries that are themselves whole fragments
 /// of `source` (`x > (SELECT avg(y) FROM t)`).
 fn subqueries_in(e: &Expr, source: &str) -> bool {
-    let mut ok = true;
-    let _ = e.apply(|e| {
-        ok &= match e {
+    let elsewhere = e.exists(|e| {
+        Ok(match e {
             Expr::ScalarSubquery(sq) => {
-                sq.outer_ref_columns.is_empty()
-                    && as_fragment(&sq.subquery).is_some_and(|f| f.source == source)
+                !sq.outer_ref_columns.is_empty()
+                    || as_fragment(&sq.subquery).is_none_or(|f| f.source != source)
             }
-            Expr::Exists(_) | Expr::InSubquery(_) | Expr::SetComparison(_) => false,
-            _ => true,
-        };
-        Ok(if ok {
-            TreeNodeRecursion::Continue
-        } else {
-            TreeNodeRecursion::Stop
+            Expr::Exists(_) | Expr::InSubquery(_) | Expr::SetComparison(_) => true,
+            _ => false,
         })
     });
-    ok
+    elsewhere.is_ok_and(|found| !found)
 }
 
 /// `e` with each scalar subquery's fragment replaced by the fragment's
@@ -246,8 +241,15 @@ fn with_subquery_plans(e: Expr) -> Result<Transformed<Expr>> {
 /// `e` with each scalar subquery replaced by a NULL of its type: what the
 /// dialect must be able to compute around the subquery's value (the
 /// subquery itself was checked by `subqueries_in`).
-fn subqueries_as_values(e: &Expr) -> Expr {
-    e.clone()
+fn subqueries_as_values(e: &Expr) -> Cow<'_, Expr> {
+    if !e
+        .exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_))))
+        .unwrap_or(true)
+    {
+        return Cow::Borrowed(e);
+    }
+    let values = e
+        .clone()
         .transform(|e| match e {
             Expr::ScalarSubquery(sq) => {
                 let null = sq
@@ -263,7 +265,8 @@ fn subqueries_as_values(e: &Expr) -> Expr {
             }
             other => Ok(Transformed::no(other)),
         })
-        .map_or_else(|_| e.clone(), |t| t.data)
+        .map_or_else(|_| e.clone(), |t| t.data);
+    Cow::Owned(values)
 }
 
 /// The source SQL of `plan`, or `None` if it cannot be spelled for the
