@@ -6,11 +6,15 @@
 //! the planner ask these; they never test for a backend by name.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
-use datafusion::logical_expr::expr::Like;
-use datafusion::logical_expr::{Between, BinaryExpr, Cast, Expr, ExprSchemable, Operator};
+use datafusion::logical_expr::expr::{AggregateFunction, Like, NullTreatment};
+use datafusion::logical_expr::{
+    Between, BinaryExpr, Cast, Expr, ExprSchemable, Operator, WindowFrameBound, WindowFrameUnits,
+    WindowFunctionDefinition,
+};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::unparser::dialect::Dialect;
 
@@ -78,6 +82,14 @@ pub trait SqlDialect: Debug + Send + Sync {
         default_supports_aggregate(self, expr, schema)
     }
 
+    /// Whether the source computes the window function `expr` (an
+    /// `Expr::WindowFunction` over rows of `schema`) exactly as DataFusion
+    /// would. Only asked when [`Capabilities::window_functions`] is set.
+    /// The default is [`default_supports_window`].
+    fn supports_window(&self, expr: &Expr, schema: &DFSchema) -> bool {
+        default_supports_window(self, expr, schema)
+    }
+
     /// Whether the source computes `+`, `-`, `*`, unary minus and `SUM`
     /// over values of Arrow type `t` as DataFusion does: exactly for
     /// integers and decimals (DataFusion's decimal results are exact too,
@@ -132,8 +144,12 @@ pub trait SqlDialect: Debug + Send + Sync {
 
     /// Whether a literal of this value's type is spelled so that the source
     /// compares it as DataFusion would. The default accepts booleans,
-    /// integers, floats, decimals, strings and dates.
+    /// integers (unsigned 64-bit ones within the signed range, as
+    /// `row_number() = 1` has), floats, decimals, strings and dates.
     fn supports_literal(&self, value: &ScalarValue) -> bool {
+        if let ScalarValue::UInt64(v) = value {
+            return v.is_none_or(|v| i64::try_from(v).is_ok());
+        }
         matches!(
             value.data_type(),
             DataType::Boolean
@@ -310,6 +326,93 @@ pub fn default_supports_aggregate<D: SqlDialect + ?Sized>(
         }),
         _ => false,
     }
+}
+
+/// The core of [`SqlDialect::supports_window`]: the ranking functions
+/// (`row_number`, `rank`, `dense_rank`, `percent_rank`, `cume_dist`,
+/// `ntile(n)`), `lag`/`lead` with no default, `first_value`, `last_value`,
+/// `nth_value`, and `count`, `sum`, `min`, `max` where
+/// [`SqlDialect::supports_aggregate`] accepts them; partitioned by keys
+/// that are [`equals_alike`] and ordered by keys that are
+/// [`orders_alike`], with NULLs where DataFusion puts them (a source that
+/// cannot spell `NULLS FIRST`/`LAST` puts them first ascending, so only
+/// such orders, or keys that are never NULL, are accepted); over a frame
+/// of `ROWS` with literal offsets or of `RANGE` between unbounded ends and
+/// the current row (offsets in `RANGE` compare values, by type rules that
+/// differ). No `FILTER`, `DISTINCT` or `IGNORE NULLS`. Every one of these
+/// is standard SQL that PostgreSQL, MySQL 8, MariaDB 10.2 and SQLite 3.28
+/// compute alike.
+pub fn default_supports_window<D: SqlDialect + ?Sized>(
+    dialect: &D,
+    expr: &Expr,
+    schema: &DFSchema,
+) -> bool {
+    let Expr::WindowFunction(window) = expr else {
+        return false;
+    };
+    let params = &window.params;
+    if params.filter.is_some()
+        || params.distinct
+        || matches!(params.null_treatment, Some(NullTreatment::IgnoreNulls))
+    {
+        return false;
+    }
+    let spells_null_order = dialect.unparser().supports_nulls_first_in_sort();
+    let keys = params
+        .partition_by
+        .iter()
+        .all(|e| equals_alike(dialect, e, schema))
+        && params.order_by.iter().all(|s| {
+            orders_alike(dialect, &s.expr, schema)
+                && (spells_null_order
+                    || s.nulls_first == s.asc
+                    || s.expr.nullable(schema).is_ok_and(|n| !n))
+        });
+    let frame = &params.window_frame;
+    let bound = |b: &WindowFrameBound| match b {
+        WindowFrameBound::CurrentRow => true,
+        WindowFrameBound::Preceding(v) | WindowFrameBound::Following(v) => {
+            v.is_null()
+                || (frame.units == WindowFrameUnits::Rows
+                    && matches!(v, ScalarValue::UInt64(Some(_))))
+        }
+    };
+    let frame = frame.units != WindowFrameUnits::Groups
+        && bound(&frame.start_bound)
+        && bound(&frame.end_bound);
+    let value = |e: &Expr| dialect.supports_expr(e, schema);
+    let positive = |e: &Expr, least: i64| match e {
+        Expr::Literal(v, _) => {
+            v.data_type().is_integer()
+                && matches!(v.cast_to(&DataType::Int64), Ok(ScalarValue::Int64(Some(n))) if n >= least)
+        }
+        _ => false,
+    };
+    let function = match &window.fun {
+        WindowFunctionDefinition::WindowUDF(f) => match (f.name(), params.args.as_slice()) {
+            ("row_number" | "rank" | "dense_rank" | "percent_rank" | "cume_dist", []) => true,
+            ("ntile", [n]) => positive(n, 1),
+            ("lag" | "lead" | "first_value" | "last_value", [x]) => value(x),
+            ("lag" | "lead", [x, offset]) => value(x) && positive(offset, 0),
+            ("nth_value", [x, n]) => value(x) && positive(n, 1),
+            _ => false,
+        },
+        WindowFunctionDefinition::AggregateUDF(f) => {
+            matches!(f.name(), "count" | "sum" | "min" | "max")
+                && dialect.supports_aggregate(
+                    &Expr::AggregateFunction(AggregateFunction::new_udf(
+                        Arc::clone(f),
+                        params.args.clone(),
+                        false,
+                        None,
+                        vec![],
+                        None,
+                    )),
+                    schema,
+                )
+        }
+    };
+    keys && frame && function
 }
 
 /// The default of [`SqlDialect::arithmetic_alike`], for dialects that

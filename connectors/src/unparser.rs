@@ -122,13 +122,26 @@ pub fn mark(udf: &Arc<ScalarUDF>, e: Expr) -> Expr {
 }
 
 /// DataFusion's unparser dialect `D`, with the functions named in
-/// `functions` spelled by their [`SpellFn`]. Every other choice is `D`'s.
+/// `functions` spelled by their [`SpellFn`], and no window frame for the
+/// functions that ignore it. Every other choice is `D`'s.
 pub struct WithFunctions<D> {
     /// The dialect that spells everything else.
     pub inner: D,
     /// Function name and how to spell a call to it.
     pub functions: &'static [(&'static str, SpellFn)],
 }
+
+/// The window functions whose answer does not depend on the frame.
+const IGNORE_FRAMES: &[&str] = &[
+    "row_number",
+    "rank",
+    "dense_rank",
+    "percent_rank",
+    "cume_dist",
+    "ntile",
+    "lag",
+    "lead",
+];
 
 impl<D: Dialect> Dialect for WithFunctions<D> {
     fn scalar_function_to_sql_overrides(
@@ -211,14 +224,18 @@ impl<D: Dialect> Dialect for WithFunctions<D> {
         self.inner
             .higher_order_function_to_sql_overrides(unparser, func_name, args)
     }
+    /// No frame for the functions that ignore it (MariaDB refuses one
+    /// there).
     fn window_func_support_window_frame(
         &self,
         func_name: &str,
         start_bound: &WindowFrameBound,
         end_bound: &WindowFrameBound,
     ) -> bool {
-        self.inner
-            .window_func_support_window_frame(func_name, start_bound, end_bound)
+        !IGNORE_FRAMES.contains(&func_name)
+            && self
+                .inner
+                .window_func_support_window_frame(func_name, start_bound, end_bound)
     }
     fn full_qualified_col(&self) -> bool {
         self.inner.full_qualified_col()

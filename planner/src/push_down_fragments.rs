@@ -325,6 +325,15 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
     let supports = |e: &Expr, schema: &DFSchema| {
         dialect.supports_expr(&subqueries_as_values(unaliased(e)), schema)
     };
+    // Over a window, anything but a projection or another window is
+    // spelled over a derived table whose columns are named as the window
+    // functions are (`row_number() PARTITION BY …`): too long for the
+    // source's identifiers, which would cut them and could make two alike.
+    if !matches!(node, LogicalPlan::Projection(_) | LogicalPlan::Window(_))
+        && node.inputs().into_iter().any(long_window_names)
+    {
+        return false;
+    }
     match node {
         LogicalPlan::Projection(p) => p.expr.iter().all(|e| supports(e, p.input.schema())),
         LogicalPlan::Filter(f) => caps.filter && supports(&f.predicate, f.input.schema()),
@@ -388,7 +397,47 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
                     .all(|c| equals_alike(dialect, &Expr::Column(c), input.schema()))
         }
         LogicalPlan::Union(_) => caps.filter,
+        // Windows of different OVER clauses are stacked window nodes,
+        // with projections of their columns between them, which
+        // `remote_plan` drops so that they share one SELECT. Anything else
+        // between them would be a derived table hiding the tables' names
+        // from the window above: then only the lower one is pushed.
+        LogicalPlan::Window(window) => {
+            caps.window_functions
+                && !window_below(&window.input, true)
+                && window
+                    .window_expr
+                    .iter()
+                    .all(|e| dialect.supports_window(unaliased(e), window.input.schema()))
+        }
         _ => false,
+    }
+}
+
+/// Whether `plan` (or the fragment it is) is a window node with an output
+/// name longer than an identifier may be.
+fn long_window_names(plan: &LogicalPlan) -> bool {
+    if let Some(fragment) = as_fragment(plan) {
+        return long_window_names(&fragment.plan);
+    }
+    matches!(plan, LogicalPlan::Window(w) if w.schema.fields().iter().any(|f| f.name().len() > MAX_IDENTIFIER_BYTES))
+}
+
+/// Whether `plan` (or the fragment it is) has a window node in the same
+/// SELECT (not under a derived table's alias) that a window above cannot
+/// share the SELECT with: `stacked` while only windows and projections of
+/// plain columns lie between.
+fn window_below(plan: &LogicalPlan, stacked: bool) -> bool {
+    if let Some(fragment) = as_fragment(plan) {
+        return window_below(&fragment.plan, stacked);
+    }
+    match plan {
+        LogicalPlan::Window(window) => !stacked || window_below(&window.input, true),
+        LogicalPlan::Projection(p) if stacked && p.expr.iter().all(crate::remote::plain_column) => {
+            window_below(&p.input, true)
+        }
+        LogicalPlan::SubqueryAlias(_) => false,
+        other => other.inputs().into_iter().any(|i| window_below(i, false)),
     }
 }
 
@@ -444,6 +493,54 @@ mod tests {
         )
         .await;
         assert!(other.matches("Fragment: source=").count() == 2, "{other}");
+    }
+
+    #[tokio::test]
+    async fn window_functions_go_into_the_sql() {
+        let plan = optimized_plan(
+            "SELECT o_orderkey, \
+               row_number() OVER (PARTITION BY o_custkey ORDER BY o_orderdate DESC) AS rn, \
+               sum(o_totalprice) OVER (PARTITION BY o_custkey ORDER BY o_orderdate DESC \
+                 ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS s \
+             FROM sales.main.orders",
+        )
+        .await;
+        insta::assert_snapshot!(plan);
+        // Two OVER clauses are two window nodes, spelled in one SELECT.
+        let stacked = optimized_plan(
+            "SELECT o_orderkey, \
+               row_number() OVER (PARTITION BY o_custkey ORDER BY o_orderdate DESC) AS rn, \
+               sum(o_totalprice) OVER (ORDER BY o_orderkey ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS s \
+             FROM sales.main.orders",
+        )
+        .await;
+        insta::assert_snapshot!(stacked);
+    }
+
+    #[tokio::test]
+    async fn window_functions_stay_local_where_the_source_would_order_nulls_otherwise() {
+        // crm cannot spell NULLS LAST: a nullable key ascending stays local,
+        // one that is never NULL or asks for MySQL's own order is pushed.
+        let local = optimized_plan(
+            "SELECT n_nationkey, rank() OVER (ORDER BY n_name) AS r FROM crm.main.nation",
+        )
+        .await;
+        assert!(local.contains("WindowAggr:"), "{local}");
+        for pushed in [
+            "SELECT n_nationkey, rank() OVER (ORDER BY n_name NULLS FIRST) AS r FROM crm.main.nation",
+            "SELECT n_name, rank() OVER (ORDER BY n_nationkey) AS r FROM crm.main.nation",
+        ] {
+            let plan = optimized_plan(pushed).await;
+            assert!(!plan.contains("WindowAggr:"), "{plan}");
+            assert!(plan.contains("rank() OVER"), "{plan}");
+        }
+        // Offsets in a RANGE frame compare values: local.
+        let range = optimized_plan(
+            "SELECT sum(o_totalprice) OVER (ORDER BY o_orderkey RANGE BETWEEN 2 PRECEDING AND CURRENT ROW) \
+             FROM sales.main.orders",
+        )
+        .await;
+        assert!(range.contains("WindowAggr:"), "{range}");
     }
 
     #[tokio::test]

@@ -25,7 +25,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     expr::Exists, lit, Expr, Filter, Join, JoinType, LogicalPlan, Projection, SortExpr, Subquery,
-    SubqueryAlias, TableSource,
+    SubqueryAlias, TableSource, Window,
 };
 use spar_connectors::SqlDialect;
 
@@ -120,6 +120,7 @@ pub(crate) fn remote_plan(
             {
                 semi_join_as_exists(join, dialect)?
             }
+            LogicalPlan::Window(window) => prepare_window(window, dialect)?,
             LogicalPlan::TableScan(mut scan) => {
                 // The filters are typed by the table's columns under
                 // Spar's name, which they use.
@@ -158,6 +159,70 @@ pub(crate) fn remote_plan(
         Ok(Transformed::yes(node))
     })?;
     Ok(Some(rewritten.data))
+}
+
+/// A window node with its functions corrected for the dialect. The
+/// unparser finds the function behind a column of the window's output by
+/// the function's name, so a corrected function keeps its old name as an
+/// alias (which the unparser does not spell inside the SELECT list).
+///
+/// A projection of plain columns between two windows goes (see
+/// `push_down_fragments::can_run`): the window above then reads the
+/// columns of the one below, names unchanged, and the unparser writes both
+/// in one SELECT.
+fn prepare_window(window: Window, dialect: &dyn SqlDialect) -> Result<LogicalPlan> {
+    let Window {
+        input,
+        window_expr,
+        schema,
+        ..
+    } = window;
+    if let LogicalPlan::Projection(projection) = input.as_ref() {
+        if matches!(projection.input.as_ref(), LogicalPlan::Window(_))
+            && projection.expr.iter().all(plain_column)
+        {
+            let below = Arc::clone(&projection.input);
+            let window_expr = prepare_window_exprs(window_expr, below.schema(), dialect)?;
+            return Ok(LogicalPlan::Window(Window::try_new(window_expr, below)?));
+        }
+    }
+    let window_expr = prepare_window_exprs(window_expr, input.schema(), dialect)?;
+    Ok(LogicalPlan::Window(Window::try_new_with_schema(
+        window_expr,
+        input,
+        schema,
+    )?))
+}
+
+/// Whether `e` selects a column as it is (perhaps aliased with its own
+/// name, as `name_outputs` does).
+pub(crate) fn plain_column(e: &Expr) -> bool {
+    match e {
+        Expr::Column(_) => true,
+        Expr::Alias(alias) => {
+            matches!(alias.expr.as_ref(), Expr::Column(c) if c.name == alias.name)
+        }
+        _ => false,
+    }
+}
+
+/// Window functions corrected for the dialect, each keeping its name.
+fn prepare_window_exprs(
+    window_expr: Vec<Expr>,
+    input: &DFSchema,
+    dialect: &dyn SqlDialect,
+) -> Result<Vec<Expr>> {
+    window_expr
+        .into_iter()
+        .map(|e| {
+            let prepared = dialect.prepare_expr(e.clone(), input)?;
+            Ok(if prepared == e {
+                e
+            } else {
+                prepared.alias(e.schema_name().to_string())
+            })
+        })
+        .collect()
 }
 
 /// The columns a node's expressions are evaluated against: those of its

@@ -23,9 +23,8 @@ use spar_connectors::{Capabilities, SqlDialect, TableKind, TableMeta, TableName,
 use crate::fragment::{Fragment, FragmentRunner};
 use crate::source_table::SourceTable;
 
-/// A dialect with every capability but window functions and the default
-/// expression core, spelled as PostgreSQL (`sales`) or MySQL (`crm`: no
-/// `NULLS FIRST`).
+/// A dialect with every capability and the default expression core,
+/// spelled as PostgreSQL (`sales`) or MySQL (`crm`: no `NULLS FIRST`).
 pub struct TestDialect {
     unparser: &'static (dyn Dialect + Sync),
 }
@@ -47,10 +46,7 @@ impl SqlDialect for TestDialect {
         self.unparser
     }
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            window_functions: false,
-            ..Capabilities::ALL
-        }
+        Capabilities::ALL
     }
 }
 

@@ -87,7 +87,7 @@ impl SqlDialect for MySqlSqlDialect {
             order_by: true,
             joins: true,
             aggregates: true,
-            window_functions: false,
+            window_functions: true,
         }
     }
 

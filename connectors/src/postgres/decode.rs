@@ -6,7 +6,7 @@ use arrow::array::NullBufferBuilder;
 use arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
     Float64Builder, Int16Builder, Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder,
-    ListArray, StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    ListArray, StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder, UInt64Builder,
 };
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, FieldRef, IntervalMonthDayNano, TimeUnit};
@@ -38,6 +38,9 @@ enum Decoder {
     Int16(Int16Builder),
     Int32(Int32Builder),
     Int64(Int64Builder),
+    /// A non-negative integer (a window function's `row_number()`,
+    /// DataFusion's `UInt64`).
+    UInt64(UInt64Builder),
     /// An integral `numeric` (PostgreSQL's `sum(int8)`) read exactly.
     Int64FromNumeric(Int64Builder),
     Float32(Float32Builder),
@@ -107,6 +110,9 @@ impl ColumnDecoder {
             }
             (DataType::Int64, _) if is_int(&pg) => {
                 Decoder::Int64(Int64Builder::with_capacity(capacity))
+            }
+            (DataType::UInt64, _) if is_int(&pg) => {
+                Decoder::UInt64(UInt64Builder::with_capacity(capacity))
             }
             (DataType::Int64, _) if pg == Type::NUMERIC => {
                 Decoder::Int64FromNumeric(Int64Builder::with_capacity(capacity))
@@ -217,6 +223,10 @@ impl ColumnDecoder {
                 .map(|x| b.append_value(x))
                 .is_some(),
             Decoder::Int64(b) => int(v).map(|x| b.append_value(x)).is_some(),
+            Decoder::UInt64(b) => int(v)
+                .and_then(|x| u64::try_from(x).ok())
+                .map(|x| b.append_value(x))
+                .is_some(),
             Decoder::Int64FromNumeric(b) => numeric_to_i128(v, 19, 0)
                 .and_then(|x| i64::try_from(x).ok())
                 .map(|x| b.append_value(x))
@@ -314,6 +324,7 @@ impl ColumnDecoder {
             Decoder::Int16(b) => b.append_null(),
             Decoder::Int32(b) => b.append_null(),
             Decoder::Int64(b) | Decoder::Int64FromNumeric(b) => b.append_null(),
+            Decoder::UInt64(b) => b.append_null(),
             Decoder::Float32(b) => b.append_null(),
             Decoder::Float64(b) | Decoder::Float64FromNumeric(b) => b.append_null(),
             Decoder::Decimal { builder, .. } => builder.append_null(),
@@ -338,6 +349,7 @@ impl ColumnDecoder {
             Decoder::Int16(b) => Arc::new(b.finish()),
             Decoder::Int32(b) => Arc::new(b.finish()),
             Decoder::Int64(b) | Decoder::Int64FromNumeric(b) => Arc::new(b.finish()),
+            Decoder::UInt64(b) => Arc::new(b.finish()),
             Decoder::Float32(b) => Arc::new(b.finish()),
             Decoder::Float64(b) | Decoder::Float64FromNumeric(b) => Arc::new(b.finish()),
             Decoder::Decimal { builder, .. } => Arc::new(builder.finish()),
@@ -396,6 +408,7 @@ fn other_type(d: &Decoder) -> &'static str {
         Decoder::Int16(_) => "Int16",
         Decoder::Int32(_) => "Int32",
         Decoder::Int64(_) => "Int64",
+        Decoder::UInt64(_) => "UInt64",
         Decoder::Int64FromNumeric(_) => "Int64 (an integral numeric within its range)",
         Decoder::Float64FromNumeric(_) => "Float64",
         Decoder::Float32(_) => "Float32",

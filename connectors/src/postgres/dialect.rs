@@ -57,7 +57,7 @@ impl SqlDialect for PostgresSqlDialect {
             order_by: true,
             joins: true,
             aggregates: true,
-            window_functions: false,
+            window_functions: true,
         }
     }
 

@@ -49,7 +49,7 @@ impl SqlDialect for SqliteSqlDialect {
             order_by: true,
             joins: true,
             aggregates: true,
-            window_functions: false,
+            window_functions: true,
         }
     }
 

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder,
-    Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    Int64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt64Builder,
 };
 use arrow::compute::kernels::cast_utils::parse_decimal;
 use arrow::datatypes::{DataType, Decimal128Type, TimeUnit};
@@ -87,6 +87,8 @@ pub(crate) struct ColumnReader {
 enum Builder {
     Boolean(BooleanBuilder),
     Int64(Int64Builder),
+    /// A non-negative integer (a window function's `row_number()`).
+    UInt64(UInt64Builder),
     Float64(Float64Builder),
     Utf8(StringBuilder),
     Binary(BinaryBuilder),
@@ -108,6 +110,7 @@ impl ColumnReader {
         let builder = match data_type {
             DataType::Boolean => Builder::Boolean(BooleanBuilder::with_capacity(capacity)),
             DataType::Int64 => Builder::Int64(Int64Builder::with_capacity(capacity)),
+            DataType::UInt64 => Builder::UInt64(UInt64Builder::with_capacity(capacity)),
             DataType::Float64 => Builder::Float64(Float64Builder::with_capacity(capacity)),
             DataType::Utf8 => Builder::Utf8(StringBuilder::with_capacity(capacity, capacity * 16)),
             DataType::Binary => Builder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16)),
@@ -148,6 +151,9 @@ impl ColumnReader {
                 _ => false,
             },
             Builder::Int64(b) => as_i64(value).is_some_and(|v| append(b, v)),
+            Builder::UInt64(b) => as_i64(value)
+                .and_then(|v| u64::try_from(v).ok())
+                .is_some_and(|v| append(b, v)),
             Builder::Float64(b) => as_f64(value).is_some_and(|v| append(b, v)),
             Builder::Utf8(b) => match value {
                 ValueRef::Text(t) => std::str::from_utf8(t).is_ok_and(|s| append_str(b, s)),
@@ -193,6 +199,7 @@ impl ColumnReader {
         match &mut self.builder {
             Builder::Boolean(b) => b.append_null(),
             Builder::Int64(b) => b.append_null(),
+            Builder::UInt64(b) => b.append_null(),
             Builder::Float64(b) => b.append_null(),
             Builder::Utf8(b) => b.append_null(),
             Builder::Binary(b) => b.append_null(),
@@ -207,6 +214,7 @@ impl ColumnReader {
         match &mut self.builder {
             Builder::Boolean(b) => Arc::new(b.finish()),
             Builder::Int64(b) => Arc::new(b.finish()),
+            Builder::UInt64(b) => Arc::new(b.finish()),
             Builder::Float64(b) => Arc::new(b.finish()),
             Builder::Utf8(b) => Arc::new(b.finish()),
             Builder::Binary(b) => Arc::new(b.finish()),
@@ -220,6 +228,7 @@ impl ColumnReader {
         let expected = match &self.builder {
             Builder::Boolean(_) => "Boolean (INTEGER 0 or 1)".to_string(),
             Builder::Int64(_) => "Int64".to_string(),
+            Builder::UInt64(_) => "UInt64".to_string(),
             Builder::Float64(_) => "Float64".to_string(),
             Builder::Utf8(_) => "Utf8 (valid UTF-8 text)".to_string(),
             Builder::Binary(_) => "Binary".to_string(),
