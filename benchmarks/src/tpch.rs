@@ -2,8 +2,10 @@
 //! one PostgreSQL database holding all eight tables, in the same run.
 //!
 //! ```sh
-//! cargo run --release -p spar-benchmarks --bin tpch -- [SCALE_FACTOR] [RUNS]
+//! cargo run --release -p spar-benchmarks --bin tpch -- [SCALE_FACTOR] [RUNS] [QUERIES]
 //! ```
+//!
+//! QUERIES, such as `2,4,11`, runs only those.
 //!
 //! The harness starts a PostgreSQL and a MariaDB server on loopback and
 //! loads TPC-H (tpchgen) at SCALE_FACTOR (default 1): `orders`, `lineitem`
@@ -16,9 +18,10 @@
 //! - `spar`: the query through Spar over `split` + MariaDB;
 //! - `off`: the same with `SET spar.pushdown = false`;
 //! - the fragments Spar sent in its best run, the rows and bytes they
-//!   returned;
+//!   returned, and its planning time (SQL text to physical plan);
 //! - where all the query's tables are in one source (`one source`), the
-//!   same SQL run directly on that source, and Spar ÷ that.
+//!   same SQL run directly on that source, Spar ÷ that, and the SQL of
+//!   Spar's one fragment run directly on that source.
 //!
 //! Then the geometric means of spar ÷ single pg and off ÷ single pg.
 
@@ -42,6 +45,10 @@ struct Fetched {
     rows: usize,
     bytes: usize,
     sources: Vec<String>,
+    /// The SQL of each fragment, in plan order.
+    statements: Vec<String>,
+    /// Time from SQL text to physical plan, in the kept run.
+    planning: Duration,
 }
 
 fn fetched(plan: &Arc<dyn ExecutionPlan>, into: &mut Fetched) {
@@ -50,6 +57,7 @@ fn fetched(plan: &Arc<dyn ExecutionPlan>, into: &mut Fetched) {
         if !into.sources.iter().any(|s| s == fragment.source()) {
             into.sources.push(fragment.source().to_string());
         }
+        into.statements.push(fragment.sql().to_string());
         if let Some(metrics) = plan.metrics() {
             into.rows += metrics.output_rows().unwrap_or(0);
             into.bytes += metrics
@@ -67,13 +75,17 @@ async fn spar_run(session: &Session, sql: &str) -> Result<(Duration, Fetched), E
     let started = Instant::now();
     let df = session.sql(sql).await?;
     let plan = df.create_physical_plan().await?;
+    let planning = started.elapsed();
     let batches = collect(Arc::clone(&plan), session.context().task_ctx()).await?;
     let elapsed = started.elapsed();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     if rows == 0 {
         return Err(format!("no rows from {sql}").into());
     }
-    let mut f = Fetched::default();
+    let mut f = Fetched {
+        planning,
+        ..Fetched::default()
+    };
     fetched(&plan, &mut f);
     Ok((elapsed, f))
 }
@@ -127,6 +139,15 @@ async fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let scale: f64 = args.next().map_or(Ok(1.0), |a| a.parse())?;
     let runs: usize = args.next().map_or(Ok(1), |a| a.parse())?;
+    // Optionally only some queries: `2,4,11`.
+    let only = args
+        .next()
+        .map(|a| {
+            a.split(',')
+                .map(str::parse)
+                .collect::<Result<Vec<usize>, _>>()
+        })
+        .transpose()?;
 
     let pg = PgServer::start().await?;
     let maria = MariaDbServer::start().await?;
@@ -140,10 +161,16 @@ async fn main() -> Result<(), Error> {
     let reference = pg.connect("reference").await?;
     let split = pg.connect("split").await?;
     let mut mariadb = maria.connect("tpch").await?;
+    // As Spar's connections are: fragments spell `LIKE … ESCAPE '\'`.
+    mariadb
+        .query_drop(
+            "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_BACKSLASH_ESCAPES')",
+        )
+        .await?;
 
     println!("TPC-H scale {scale}, best of {runs}; seconds; ratios against single pg");
     println!(
-        "{:<4} {:>9} {:>8} {:>6} {:>8} {:>6} {:>5} {:>10} {:>9}  {:<22}",
+        "{:<4} {:>9} {:>8} {:>6} {:>8} {:>6} {:>5} {:>10} {:>9} {:>7}  {:<22}",
         "q",
         "single pg",
         "spar",
@@ -153,31 +180,46 @@ async fn main() -> Result<(), Error> {
         "frags",
         "rows",
         "MiB",
-        "one source: direct, spar/direct"
+        "plan ms",
+        "one source: direct, spar/direct, fragment sql"
     );
     let (mut spar_ratios, mut off_ratios) = (Vec::new(), Vec::new());
     for (i, sql) in QUERIES.iter().enumerate() {
+        if only.as_ref().is_some_and(|only| !only.contains(&(i + 1))) {
+            continue;
+        }
         let single = best_postgres(&reference, sql, runs).await?;
         let (t, f) = best_spar(&spar, sql, runs).await?;
         let (t_off, _) = best_spar(&off, sql, runs).await?;
-        let direct = match f.sources.as_slice() {
-            [s] if s == "sales" => Some(best_postgres(&split, sql, runs).await),
-            [s] if s == "catalog" => Some(best_mariadb(&mut mariadb, sql, runs).await),
+        // Where one fragment is the whole query: the query's own SQL on
+        // that source, and the SQL Spar sent it.
+        let direct = match (f.sources.as_slice(), f.statements.as_slice()) {
+            ([s], [fragment]) if s == "sales" => Some((
+                best_postgres(&split, sql, runs).await,
+                best_postgres(&split, fragment, runs).await,
+            )),
+            ([s], [fragment]) if s == "catalog" => Some((
+                best_mariadb(&mut mariadb, sql, runs).await,
+                best_mariadb(&mut mariadb, fragment, runs).await,
+            )),
             _ => None,
         };
         let direct = match direct {
-            Some(Ok(d)) => format!("{} {d:>8.3} {:>5.2}", f.sources[0], t / d),
-            Some(Err(e)) => format!("{}: {e}", f.sources[0]),
+            Some((Ok(d), Ok(fragment))) => {
+                format!("{} {d:>8.3} {:>5.2} {fragment:>8.3}", f.sources[0], t / d)
+            }
+            Some((Err(e), _) | (_, Err(e))) => format!("{}: {e}", f.sources[0]),
             None => String::new(),
         };
         println!(
-            "Q{:<3} {single:>9.3} {t:>8.3} {:>6.2} {t_off:>8.3} {:>6.2} {:>5} {:>10} {:>9.1}  {direct}",
+            "Q{:<3} {single:>9.3} {t:>8.3} {:>6.2} {t_off:>8.3} {:>6.2} {:>5} {:>10} {:>9.1} {:>7.1}  {direct}",
             i + 1,
             t / single,
             t_off / single,
             f.fragments,
             f.rows,
             f.bytes as f64 / (1024.0 * 1024.0),
+            f.planning.as_secs_f64() * 1000.0,
         );
         spar_ratios.push(t / single);
         off_ratios.push(t_off / single);
