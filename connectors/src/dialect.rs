@@ -9,6 +9,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::expr::{AggregateFunction, Like, NullTreatment};
 use datafusion::logical_expr::{
@@ -242,6 +243,13 @@ pub fn default_supports_expr<D: SqlDialect + ?Sized>(
         Expr::Column(c) => schema.has_column(c),
         Expr::Literal(value, _) => dialect.supports_literal(value),
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            // A comparison of rescaled decimals is spelled without the
+            // rescale (see `prepare`).
+            let (left, right) = if is_comparison(*op) {
+                (unrescaled(left, schema), unrescaled(right, schema))
+            } else {
+                (left.as_ref(), right.as_ref())
+            };
             let compares = !matches!(op, Operator::And | Operator::Or);
             if compares
                 && (compares_differently(left, schema) || compares_differently(right, schema))
@@ -296,6 +304,56 @@ pub fn default_supports_expr<D: SqlDialect + ?Sized>(
         }
         _ => false,
     }
+}
+
+/// `e` without a cast that only rescales a decimal to more fractional
+/// digits (perhaps leaving fewer integer digits, as DataFusion's
+/// `CAST(sum(x) AS Decimal128(38, 6))` before comparing with a value of
+/// scale 6 does): every value such a cast does not reject keeps its value,
+/// so a comparison of the cast is the comparison of its operand, which
+/// every source compares exactly across scales. (Where DataFusion's cast
+/// would fail for a value out of range, the source answers instead.)
+fn unrescaled<'a>(e: &'a Expr, schema: &DFSchema) -> &'a Expr {
+    match e {
+        Expr::Cast(Cast { expr, field }) => match (field.data_type(), expr.get_type(schema)) {
+            (DataType::Decimal128(_, to), Ok(DataType::Decimal128(_, from))) if *to >= from => expr,
+            _ => e,
+        },
+        _ => e,
+    }
+}
+
+/// `expr` as the source is to receive it: comparisons of rescaled
+/// decimals without the rescale (see `unrescaled`), then the dialect's
+/// own corrections ([`SqlDialect::prepare_expr`]). Every expression of a
+/// fragment is spelled through this.
+pub fn prepare<D: SqlDialect + ?Sized>(
+    dialect: &D,
+    expr: Expr,
+    schema: &DFSchema,
+) -> datafusion::error::Result<Expr> {
+    let expr = expr
+        .transform_up(|e| match e {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) if is_comparison(op) => {
+                let (l, r) = (unrescaled(&left, schema), unrescaled(&right, schema));
+                if std::ptr::eq(l, left.as_ref()) && std::ptr::eq(r, right.as_ref()) {
+                    Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+                        left,
+                        op,
+                        right,
+                    })))
+                } else {
+                    Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                        Box::new(l.clone()),
+                        op,
+                        Box::new(r.clone()),
+                    ))))
+                }
+            }
+            other => Ok(Transformed::no(other)),
+        })?
+        .data;
+    dialect.prepare_expr(expr, schema)
 }
 
 /// The core of [`SqlDialect::supports_aggregate`].

@@ -44,6 +44,6 @@ pub mod sqlite;
 pub mod tls;
 
 pub use connector::{Connector, ReplicaRole, ReplicaStatus};
-pub use dialect::{Capabilities, SqlDialect};
+pub use dialect::{prepare, Capabilities, SqlDialect};
 pub use error::{ConnectorError, Result};
 pub use metadata::{ColumnStats, IndexMeta, TableKind, TableMeta, TableName, TableStats};

@@ -27,7 +27,7 @@ use datafusion::logical_expr::{
     expr::Exists, lit, Expr, Filter, Join, JoinType, LogicalPlan, Projection, SortExpr, Subquery,
     SubqueryAlias, TableSource, Window,
 };
-use spar_connectors::SqlDialect;
+use spar_connectors::{prepare, SqlDialect};
 
 use crate::source_table::SourceTable;
 
@@ -131,7 +131,7 @@ pub(crate) fn remote_plan(
                 scan.filters = scan
                     .filters
                     .into_iter()
-                    .map(|f| dialect.prepare_expr(f, &columns))
+                    .map(|f| prepare(dialect, f, &columns))
                     .collect::<Result<Vec<_>>>()?;
                 if let Some(remote) = renames.get(&scan.table_name) {
                     scan.table_name = remote.clone();
@@ -148,9 +148,7 @@ pub(crate) fn remote_plan(
                 let columns = input_columns(&other);
                 spell_null_order(
                     other
-                        .map_expressions(|e| {
-                            Ok(Transformed::yes(dialect.prepare_expr(e, &columns)?))
-                        })?
+                        .map_expressions(|e| Ok(Transformed::yes(prepare(dialect, e, &columns)?)))?
                         .data,
                     dialect,
                 )
@@ -215,7 +213,7 @@ fn prepare_window_exprs(
     window_expr
         .into_iter()
         .map(|e| {
-            let prepared = dialect.prepare_expr(e.clone(), input)?;
+            let prepared = prepare(dialect, e.clone(), input)?;
             Ok(if prepared == e {
                 e
             } else {
@@ -272,7 +270,7 @@ fn semi_join_as_exists(join: Join, dialect: &dyn SqlDialect) -> Result<LogicalPl
                 })
             })?
             .data;
-        dialect.prepare_expr(e, &both_sides)
+        prepare(dialect, e, &both_sides)
     };
     let mut conditions = Vec::new();
     for (l, r) in join.on {
@@ -340,7 +338,7 @@ fn name_outputs(projection: Projection, dialect: &dyn SqlDialect) -> Result<Logi
         .into_iter()
         .zip(schema.fields())
         .map(|(e, field)| {
-            let e = dialect.prepare_expr(e, input.schema())?;
+            let e = prepare(dialect, e, input.schema())?;
             // Longer names would be cut by the source (a derived table's
             // columns are never that long: see `can_run`).
             let fits = field.name().len() <= MAX_IDENTIFIER_BYTES;
@@ -360,19 +358,40 @@ fn name_outputs(projection: Projection, dialect: &dyn SqlDialect) -> Result<Logi
 /// For sources that cannot write `NULLS FIRST`/`LAST` (MySQL), each sort
 /// key `e` is preceded by `e IS NULL`, ordered so that NULLs land where
 /// DataFusion puts them (MySQL itself puts them first ascending).
+///
+/// A key that names a computed column of the projection below is tested
+/// as that column's expression: MySQL refuses `value IS NULL` where
+/// `value` is an aggregate's alias ("reference to group function").
 fn spell_null_order(plan: LogicalPlan, dialect: &dyn SqlDialect) -> LogicalPlan {
     match plan {
         LogicalPlan::Sort(mut sort) if !dialect.unparser().supports_nulls_first_in_sort() => {
+            let computed = |e: &Expr| -> Expr {
+                let (Expr::Column(c), LogicalPlan::Projection(p)) = (e, sort.input.as_ref()) else {
+                    return e.clone();
+                };
+                p.schema
+                    .index_of_column(c)
+                    .ok()
+                    .and_then(|i| p.expr.get(i))
+                    .map_or_else(|| e.clone(), |x| unaliased(x).clone())
+            };
             sort.expr = sort
                 .expr
                 .into_iter()
                 .flat_map(|s| {
-                    let nulls = SortExpr::new(s.expr.clone().is_null(), !s.nulls_first, false);
+                    let nulls = SortExpr::new(computed(&s.expr).is_null(), !s.nulls_first, false);
                     [nulls, s]
                 })
                 .collect();
             LogicalPlan::Sort(sort)
         }
+        other => other,
+    }
+}
+
+fn unaliased(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias(alias) => unaliased(&alias.expr),
         other => other,
     }
 }

@@ -12,7 +12,7 @@ use datafusion::logical_expr::{
     Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown,
 };
 use datafusion::physical_plan::ExecutionPlan;
-use spar_connectors::{SqlDialect, TableKind, TableMeta};
+use spar_connectors::{prepare, SqlDialect, TableKind, TableMeta};
 
 use crate::fragment::{unqualify, Fragment, FragmentRunner};
 use crate::unparse::plan_to_source_sql;
@@ -98,7 +98,7 @@ impl SourceTable {
         let columns = self.df_schema().unwrap_or_else(DFSchema::empty);
         let filters = filters
             .iter()
-            .map(|f| unqualify(f.clone()).and_then(|f| self.dialect.prepare_expr(f, &columns)))
+            .map(|f| unqualify(f.clone()).and_then(|f| prepare(self.dialect.as_ref(), f, &columns)))
             .collect::<Result<Vec<_>>>()?;
         let this: Arc<dyn TableProvider> = Arc::new(self.clone());
         let scan = LogicalPlanBuilder::scan_with_filters_fetch(
