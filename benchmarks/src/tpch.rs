@@ -11,8 +11,9 @@
 //! loads TPC-H (tpchgen) at SCALE_FACTOR (default 1): `orders`, `lineitem`
 //! and `customer` into PostgreSQL database `split`, the other five tables
 //! into MariaDB, and all eight into PostgreSQL database `reference`, each
-//! with its keys and indexes, analyzed. For every query, best of RUNS
-//! (default 1) after one warm-up run:
+//! with its keys and indexes, analyzed. For every query, one warm-up run
+//! of each variant, then RUNS (default 1) rounds that run every variant
+//! once, in turn; the best time of each is kept:
 //!
 //! - `single pg`: the query on `reference` (tokio-postgres, rows read);
 //! - `spar`: the query through Spar over `split` + MariaDB;
@@ -90,44 +91,36 @@ async fn spar_run(session: &Session, sql: &str) -> Result<(Duration, Fetched), E
     Ok((elapsed, f))
 }
 
-async fn best_spar(session: &Session, sql: &str, runs: usize) -> Result<(f64, Fetched), Error> {
-    spar_run(session, sql).await?;
-    let mut best: Option<(Duration, Fetched)> = None;
-    for _ in 0..runs {
-        let run = spar_run(session, sql).await?;
-        if best.as_ref().is_none_or(|(t, _)| run.0 < *t) {
-            best = Some(run);
+/// One run of `sql` on PostgreSQL, every row read: its seconds.
+async fn postgres_run(client: &tokio_postgres::Client, sql: &str) -> Result<f64, Error> {
+    let started = Instant::now();
+    client.simple_query(sql).await?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// One run of `sql` on MariaDB, every row read: its seconds.
+async fn mariadb_run(conn: &mut mysql_async::Conn, sql: &str) -> Result<f64, Error> {
+    let started = Instant::now();
+    let rows: Vec<mysql_async::Row> = conn.query(sql).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    drop(rows);
+    Ok(seconds)
+}
+
+/// Where a query whose one fragment is the whole query also runs
+/// directly: its source's connection.
+enum Direct<'a> {
+    Postgres(&'a tokio_postgres::Client),
+    MariaDb(&'a mut mysql_async::Conn),
+}
+
+impl Direct<'_> {
+    async fn run(&mut self, sql: &str) -> Result<f64, Error> {
+        match self {
+            Direct::Postgres(client) => postgres_run(client, sql).await,
+            Direct::MariaDb(conn) => mariadb_run(conn, sql).await,
         }
     }
-    let (t, f) = best.ok_or("RUNS must be at least 1")?;
-    Ok((t.as_secs_f64(), f))
-}
-
-async fn best_postgres(
-    client: &tokio_postgres::Client,
-    sql: &str,
-    runs: usize,
-) -> Result<f64, Error> {
-    client.simple_query(sql).await?;
-    let mut best = f64::INFINITY;
-    for _ in 0..runs {
-        let started = Instant::now();
-        client.simple_query(sql).await?;
-        best = best.min(started.elapsed().as_secs_f64());
-    }
-    Ok(best)
-}
-
-async fn best_mariadb(conn: &mut mysql_async::Conn, sql: &str, runs: usize) -> Result<f64, Error> {
-    conn.query_drop(sql).await?;
-    let mut best = f64::INFINITY;
-    for _ in 0..runs {
-        let started = Instant::now();
-        let rows: Vec<mysql_async::Row> = conn.query(sql).await?;
-        best = best.min(started.elapsed().as_secs_f64());
-        drop(rows);
-    }
-    Ok(best)
 }
 
 fn geomean(ratios: &[f64]) -> f64 {
@@ -188,27 +181,48 @@ async fn main() -> Result<(), Error> {
         if only.as_ref().is_some_and(|only| !only.contains(&(i + 1))) {
             continue;
         }
-        let single = best_postgres(&reference, sql, runs).await?;
-        let (t, f) = best_spar(&spar, sql, runs).await?;
-        let (t_off, _) = best_spar(&off, sql, runs).await?;
-        // Where one fragment is the whole query: the query's own SQL on
-        // that source, and the SQL Spar sent it.
-        let direct = match (f.sources.as_slice(), f.statements.as_slice()) {
-            ([s], [fragment]) if s == "sales" => Some((
-                best_postgres(&split, sql, runs).await,
-                best_postgres(&split, fragment, runs).await,
-            )),
-            ([s], [fragment]) if s == "catalog" => Some((
-                best_mariadb(&mut mariadb, sql, runs).await,
-                best_mariadb(&mut mariadb, fragment, runs).await,
-            )),
+        // One warm-up run of each, then RUNS rounds, each running every
+        // variant once (so that a slower or faster spell of the machine
+        // touches them alike); the best time of each is kept.
+        let (_, first) = spar_run(&spar, sql).await?;
+        let fragment = match first.statements.as_slice() {
+            [fragment] => Some(fragment.clone()),
             _ => None,
         };
-        let direct = match direct {
-            Some((Ok(d), Ok(fragment))) => {
-                format!("{} {d:>8.3} {:>5.2} {fragment:>8.3}", f.sources[0], t / d)
+        let mut direct = match (first.sources.as_slice(), &fragment) {
+            ([s], Some(_)) if s == "sales" => Some(Direct::Postgres(&split)),
+            ([s], Some(_)) if s == "catalog" => Some(Direct::MariaDb(&mut mariadb)),
+            _ => None,
+        };
+        postgres_run(&reference, sql).await?;
+        spar_run(&off, sql).await?;
+        if let (Some(d), Some(fragment)) = (direct.as_mut(), &fragment) {
+            d.run(sql).await?;
+            d.run(fragment).await?;
+        }
+        let (mut single, mut t_off) = (f64::INFINITY, f64::INFINITY);
+        let (mut d_sql, mut d_fragment) = (f64::INFINITY, f64::INFINITY);
+        let mut best: Option<(Duration, Fetched)> = None;
+        for _ in 0..runs {
+            single = single.min(postgres_run(&reference, sql).await?);
+            let run = spar_run(&spar, sql).await?;
+            if best.as_ref().is_none_or(|(t, _)| run.0 < *t) {
+                best = Some(run);
             }
-            Some((Err(e), _) | (_, Err(e))) => format!("{}: {e}", f.sources[0]),
+            t_off = t_off.min(spar_run(&off, sql).await?.0.as_secs_f64());
+            if let (Some(d), Some(fragment)) = (direct.as_mut(), &fragment) {
+                d_sql = d_sql.min(d.run(sql).await?);
+                d_fragment = d_fragment.min(d.run(fragment).await?);
+            }
+        }
+        let (t, f) = best.ok_or("RUNS must be at least 1")?;
+        let t = t.as_secs_f64();
+        let direct = match direct {
+            Some(_) => format!(
+                "{} {d_sql:>8.3} {:>5.2} {d_fragment:>8.3}",
+                f.sources[0],
+                t / d_sql
+            ),
             None => String::new(),
         };
         println!(

@@ -41,7 +41,7 @@ use spar_connectors::SqlDialect;
 
 use crate::fragment::Fragment;
 use crate::options::SparOptions;
-use crate::remote::{remote_plan, source_table, MAX_IDENTIFIER_BYTES};
+use crate::remote::{remote_plan, source_table, unaliased, MAX_IDENTIFIER_BYTES};
 use crate::source_table::SourceTable;
 use crate::unparse::plan_to_source_sql;
 
@@ -309,13 +309,6 @@ fn pin_columns(plan: LogicalPlan) -> Result<LogicalPlan> {
             LogicalPlan::Projection(Projection::try_new(columns, Arc::new(other))?)
         }
     })
-}
-
-fn unaliased(e: &Expr) -> &Expr {
-    match e {
-        Expr::Alias(alias) => unaliased(&alias.expr),
-        other => other,
-    }
 }
 
 /// Whether the source can run `node` (over inputs it runs) with

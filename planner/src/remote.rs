@@ -389,7 +389,8 @@ fn spell_null_order(plan: LogicalPlan, dialect: &dyn SqlDialect) -> LogicalPlan 
     }
 }
 
-fn unaliased(e: &Expr) -> &Expr {
+/// `e` without the names given to it.
+pub(crate) fn unaliased(e: &Expr) -> &Expr {
     match e {
         Expr::Alias(alias) => unaliased(&alias.expr),
         other => other,
