@@ -21,7 +21,8 @@ use crate::unparser::SourceOnly;
 /// PostgreSQL as a fragment target, spelled by DataFusion's
 /// [`PostgreSqlDialect`] (double-quoted identifiers, `CAST(... AS DATE)`).
 ///
-/// `LIKE` with a literal pattern is pushed (see `like_alike`).
+/// `LIKE` with a literal pattern is pushed (see `like_alike`), and `ILIKE`
+/// where every pattern character folds alike (see `folds_alike`).
 ///
 /// Not pushed: ordering comparisons (`<`, `>`, `BETWEEN`) on strings,
 /// because PostgreSQL orders text by the column's collation (often not
@@ -170,19 +171,34 @@ fn substr_alike(args: &[Expr], schema: &DFSchema) -> bool {
     }
 }
 
-/// Whether PostgreSQL matches `like` as DataFusion does: case-sensitive
-/// `[NOT] LIKE` of a text value (not one compared unlike its text) with a
-/// literal pattern, backslash the escape character in both. Not a pattern
-/// ending in a lone backslash (PostgreSQL refuses it), not `ILIKE`
-/// (case folding follows the server's locale).
+/// Whether PostgreSQL matches `like` as DataFusion does: `[NOT] LIKE` of
+/// a text value (not one compared unlike its text) with a literal pattern,
+/// backslash the escape character in both. Not a pattern ending in a lone
+/// backslash (PostgreSQL refuses it). `[NOT] ILIKE` only where case folding
+/// cannot differ (PostgreSQL folds by the server's locale): see
+/// `folds_alike`.
 fn like_alike(like: &Like, schema: &DFSchema) -> bool {
     let pattern_ok = match like.pattern.as_ref() {
         Expr::Literal(ScalarValue::Utf8(Some(p)) | ScalarValue::Utf8View(Some(p)), _) => {
             p.chars().rev().take_while(|c| *c == '\\').count() % 2 == 0
+                && (!like.case_insensitive || p.chars().all(folds_alike))
         }
         _ => false,
     };
-    pattern_ok && like_over_text(like, schema)
+    let plain = Like {
+        case_insensitive: false,
+        ..like.clone()
+    };
+    pattern_ok && like_over_text(&plain, schema)
+}
+
+/// Whether `ILIKE` matches pattern character `c` against the same
+/// characters in PostgreSQL, whatever the database's locale, as in
+/// DataFusion (Unicode simple case folding): ASCII characters other than
+/// the letters `i` (Turkish locales lower `I` to `ı`, and `İ` to `i`), `k`
+/// and `s` (DataFusion also matches the KELVIN SIGN and LONG S to them).
+fn folds_alike(c: char) -> bool {
+    c.is_ascii() && !matches!(c.to_ascii_lowercase(), 'i' | 'k' | 's')
 }
 
 #[cfg(test)]
@@ -218,7 +234,15 @@ mod tests {
         assert!(d.supports_expr(&col("a").not_like(lit("a\\\\")), &schema));
         assert!(!d.supports_expr(&col("a").like(lit("ab\\")), &schema));
         assert!(!d.supports_expr(&col("a").like(col("b")), &schema));
-        assert!(!d.supports_expr(&col("a").ilike(lit("x%")), &schema));
+        // ILIKE only where every pattern character folds alike.
+        assert!(d.supports_expr(&col("a").ilike(lit("%ab_\\%9%")), &schema));
+        assert!(d.supports_expr(&col("a").ilike(lit("x%")), &schema));
+        for differs in ["%k%", "S%", "%i", "é%", "%ǅ%"] {
+            assert!(
+                !d.supports_expr(&col("a").ilike(lit(differs)), &schema),
+                "{differs}"
+            );
+        }
         Ok(())
     }
 
