@@ -605,10 +605,19 @@ mod tests {
     #[tokio::test]
     async fn sources_without_nulls_first_get_it_spelled() {
         let plan = optimized_plan(
-            "SELECT n_nationkey FROM crm.main.nation ORDER BY n_nationkey DESC NULLS LAST LIMIT 3",
+            "SELECT n_name FROM crm.main.nation ORDER BY n_name DESC NULLS LAST LIMIT 3",
         )
         .await;
         insta::assert_snapshot!(plan);
+        // A key that cannot be NULL needs no NULL key.
+        let plan = optimized_plan(
+            "SELECT n_nationkey FROM crm.main.nation ORDER BY n_nationkey DESC NULLS LAST LIMIT 3",
+        )
+        .await;
+        assert!(
+            plan.contains("ORDER BY `nation`.`n_nationkey` DESC LIMIT 3"),
+            "{plan}"
+        );
     }
 
     #[tokio::test]

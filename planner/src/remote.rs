@@ -24,8 +24,8 @@ use datafusion::datasource::DefaultTableSource;
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
-    expr::Exists, lit, Expr, Filter, Join, JoinType, LogicalPlan, Projection, SortExpr, Subquery,
-    SubqueryAlias, TableSource, Window,
+    expr::Exists, lit, Expr, ExprSchemable, Filter, Join, JoinType, LogicalPlan, Projection,
+    SortExpr, Subquery, SubqueryAlias, TableSource, Window,
 };
 use spar_connectors::{prepare, SqlDialect};
 
@@ -356,36 +356,56 @@ fn name_outputs(projection: Projection, dialect: &dyn SqlDialect) -> Result<Logi
 }
 
 /// For sources that cannot write `NULLS FIRST`/`LAST` (MySQL), each sort
-/// key `e` is preceded by `e IS NULL`, ordered so that NULLs land where
-/// DataFusion puts them (MySQL itself puts them first ascending).
+/// key `e` that can be NULL is preceded by `e IS NULL`, ordered so that
+/// NULLs land where DataFusion puts them (MySQL itself puts them first
+/// ascending).
 ///
 /// A key that names a computed column of the projection below is tested
-/// as that column's expression: MySQL refuses `value IS NULL` where
-/// `value` is an aggregate's alias ("reference to group function").
+/// as that column's expression, and a window function's column as the
+/// window function: MySQL refuses `value IS NULL` where `value` is an
+/// aggregate's alias ("reference to group function"), and knows no column
+/// named as DataFusion names a window function's output.
 fn spell_null_order(plan: LogicalPlan, dialect: &dyn SqlDialect) -> LogicalPlan {
     match plan {
         LogicalPlan::Sort(mut sort) if !dialect.unparser().supports_nulls_first_in_sort() => {
-            let computed = |e: &Expr| -> Expr {
-                let (Expr::Column(c), LogicalPlan::Projection(p)) = (e, sort.input.as_ref()) else {
-                    return e.clone();
-                };
-                p.schema
-                    .index_of_column(c)
-                    .ok()
-                    .and_then(|i| p.expr.get(i))
-                    .map_or_else(|| e.clone(), |x| unaliased(x).clone())
-            };
+            let input = Arc::clone(&sort.input);
             sort.expr = sort
                 .expr
                 .into_iter()
                 .flat_map(|s| {
-                    let nulls = SortExpr::new(computed(&s.expr).is_null(), !s.nulls_first, false);
-                    [nulls, s]
+                    let nullable = s.expr.nullable(input.schema()).unwrap_or(true);
+                    let nulls = nullable.then(|| {
+                        SortExpr::new(computed(&s.expr, &input).is_null(), !s.nulls_first, false)
+                    });
+                    nulls.into_iter().chain([s])
                 })
                 .collect();
             LogicalPlan::Sort(sort)
         }
         other => other,
+    }
+}
+
+/// `e`, a sort key over `input`, with a column that a projection computes
+/// replaced by its expression, and a window function's output column by the
+/// window function.
+fn computed(e: &Expr, input: &LogicalPlan) -> Expr {
+    let Expr::Column(c) = e else {
+        return e.clone();
+    };
+    match input {
+        LogicalPlan::Projection(p) => {
+            match p.schema.index_of_column(c).ok().and_then(|i| p.expr.get(i)) {
+                Some(x) => computed(unaliased(x), &p.input),
+                None => e.clone(),
+            }
+        }
+        LogicalPlan::Window(w) => w
+            .window_expr
+            .iter()
+            .find(|x| x.schema_name().to_string() == c.name)
+            .map_or_else(|| computed(e, &w.input), |x| unaliased(x).clone()),
+        _ => e.clone(),
     }
 }
 
