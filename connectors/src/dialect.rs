@@ -209,12 +209,11 @@ pub fn is_comparison(op: Operator) -> bool {
     )
 }
 
-/// Whether `like` is a case-sensitive `[NOT] LIKE` of a text value (not
-/// one its source compares unlike its text) with backslash as its escape
-/// character: what a dialect's own check of the pattern starts from.
+/// Whether `like` is a `[NOT] [I]LIKE` of a text value (not one its source
+/// compares unlike its text) with backslash as its escape character: what
+/// a dialect's own check of the pattern (and of case) starts from.
 pub fn like_over_text(like: &Like, schema: &DFSchema) -> bool {
-    !like.case_insensitive
-        && matches!(like.escape_char, None | Some('\\'))
+    matches!(like.escape_char, None | Some('\\'))
         && is_string(&like.expr, schema)
         && !compares_differently(&like.expr, schema)
 }
@@ -315,11 +314,17 @@ pub fn default_supports_expr<D: SqlDialect + ?Sized>(
 /// would fail for a value out of range, the source answers instead.)
 fn unrescaled<'a>(e: &'a Expr, schema: &DFSchema) -> &'a Expr {
     match e {
-        Expr::Cast(Cast { expr, field }) => match (field.data_type(), expr.get_type(schema)) {
-            (DataType::Decimal128(_, to), Ok(DataType::Decimal128(_, from))) if *to >= from => expr,
-            _ => e,
-        },
+        Expr::Cast(Cast { expr, field }) if rescales(expr, field.data_type(), schema) => expr,
         _ => e,
+    }
+}
+
+/// Whether casting `expr` to `to` only rescales a decimal to at least as
+/// many fractional digits (see `unrescaled`).
+fn rescales(expr: &Expr, to: &DataType, schema: &DFSchema) -> bool {
+    match (to, expr.get_type(schema)) {
+        (DataType::Decimal128(_, to), Ok(DataType::Decimal128(_, from))) => *to >= from,
+        _ => false,
     }
 }
 
@@ -332,25 +337,22 @@ pub fn prepare<D: SqlDialect + ?Sized>(
     expr: Expr,
     schema: &DFSchema,
 ) -> datafusion::error::Result<Expr> {
+    let unrescale = |e: Box<Expr>| match *e {
+        Expr::Cast(Cast { expr, field }) if rescales(&expr, field.data_type(), schema) => expr,
+        other => Box::new(other),
+    };
     let expr = expr
-        .transform_up(|e| match e {
-            Expr::BinaryExpr(BinaryExpr { left, op, right }) if is_comparison(op) => {
-                let (l, r) = (unrescaled(&left, schema), unrescaled(&right, schema));
-                if std::ptr::eq(l, left.as_ref()) && std::ptr::eq(r, right.as_ref()) {
-                    Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
-                        left,
+        .transform_up(|e| {
+            Ok(match e {
+                Expr::BinaryExpr(BinaryExpr { left, op, right }) if is_comparison(op) => {
+                    Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                        left: unrescale(left),
                         op,
-                        right,
-                    })))
-                } else {
-                    Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
-                        Box::new(l.clone()),
-                        op,
-                        Box::new(r.clone()),
-                    ))))
+                        right: unrescale(right),
+                    }))
                 }
-            }
-            other => Ok(Transformed::no(other)),
+                other => Transformed::no(other),
+            })
         })?
         .data;
     dialect.prepare_expr(expr, schema)

@@ -41,7 +41,7 @@ use spar_connectors::SqlDialect;
 
 use crate::fragment::Fragment;
 use crate::options::SparOptions;
-use crate::remote::{remote_plan, source_table, unaliased, MAX_IDENTIFIER_BYTES};
+use crate::remote::{plain_column, remote_plan, source_table, unaliased, MAX_IDENTIFIER_BYTES};
 use crate::source_table::SourceTable;
 use crate::unparse::plan_to_source_sql;
 
@@ -407,13 +407,15 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
     }
 }
 
+/// The sub-plan of `plan` if it is a fragment, else `plan`.
+fn unfragmented(plan: &LogicalPlan) -> &LogicalPlan {
+    as_fragment(plan).map_or(plan, |f| &f.plan)
+}
+
 /// Whether `plan` (or the fragment it is) is a window node with an output
 /// name longer than an identifier may be.
 fn long_window_names(plan: &LogicalPlan) -> bool {
-    if let Some(fragment) = as_fragment(plan) {
-        return long_window_names(&fragment.plan);
-    }
-    matches!(plan, LogicalPlan::Window(w) if w.schema.fields().iter().any(|f| f.name().len() > MAX_IDENTIFIER_BYTES))
+    matches!(unfragmented(plan), LogicalPlan::Window(w) if w.schema.fields().iter().any(|f| f.name().len() > MAX_IDENTIFIER_BYTES))
 }
 
 /// Whether `plan` (or the fragment it is) has a window node in the same
@@ -421,12 +423,9 @@ fn long_window_names(plan: &LogicalPlan) -> bool {
 /// share the SELECT with: `stacked` while only windows and projections of
 /// plain columns lie between.
 fn window_below(plan: &LogicalPlan, stacked: bool) -> bool {
-    if let Some(fragment) = as_fragment(plan) {
-        return window_below(&fragment.plan, stacked);
-    }
-    match plan {
+    match unfragmented(plan) {
         LogicalPlan::Window(window) => !stacked || window_below(&window.input, true),
-        LogicalPlan::Projection(p) if stacked && p.expr.iter().all(crate::remote::plain_column) => {
+        LogicalPlan::Projection(p) if stacked && p.expr.iter().all(plain_column) => {
             window_below(&p.input, true)
         }
         LogicalPlan::SubqueryAlias(_) => false,

@@ -189,7 +189,7 @@ fn like_alike(like: &Like, schema: &DFSchema) -> bool {
         }
         _ => false,
     };
-    pattern_ok && like_over_text(like, schema)
+    !like.case_insensitive && pattern_ok && like_over_text(like, schema)
 }
 
 #[cfg(test)]

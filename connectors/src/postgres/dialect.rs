@@ -185,11 +185,7 @@ fn like_alike(like: &Like, schema: &DFSchema) -> bool {
         }
         _ => false,
     };
-    let plain = Like {
-        case_insensitive: false,
-        ..like.clone()
-    };
-    pattern_ok && like_over_text(&plain, schema)
+    pattern_ok && like_over_text(like, schema)
 }
 
 /// Whether `ILIKE` matches pattern character `c` against the same
