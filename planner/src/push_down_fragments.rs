@@ -550,6 +550,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_side_that_only_counts_selects_a_constant() {
+        let plan = optimized_plan(
+            "SELECT o_orderkey FROM sales.main.orders CROSS JOIN crm.main.nation WHERE o_orderkey < 3",
+        )
+        .await;
+        insta::assert_snapshot!(plan);
+        let aliased = optimized_plan(
+            "SELECT o.o_orderkey FROM sales.main.orders o CROSS JOIN crm.main.nation n CROSS JOIN crm.main.nation m",
+        )
+        .await;
+        insta::assert_snapshot!(aliased);
+    }
+
+    #[tokio::test]
     async fn identifiers_are_quoted() {
         let plan = optimized_plan(r#"SELECT "we`ird" FROM sales.main."odd table""#).await;
         insta::assert_snapshot!(plan);

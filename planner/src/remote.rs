@@ -24,8 +24,8 @@ use datafusion::datasource::DefaultTableSource;
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
-    expr::Exists, lit, Expr, ExprSchemable, Filter, Join, JoinType, LogicalPlan, Projection,
-    SortExpr, Subquery, SubqueryAlias, TableSource, Window,
+    expr::Exists, lit, Expr, ExprSchemable, Filter, Join, JoinType, LogicalPlan,
+    LogicalPlanBuilder, Projection, SortExpr, Subquery, SubqueryAlias, TableSource, Window,
 };
 use spar_connectors::{prepare, SqlDialect};
 
@@ -73,10 +73,6 @@ pub(crate) fn remote_plan(
         .iter()
         .all(|(spar, remote)| spar.table() == remote.table() && spelled.insert(remote.table()))
     {
-        return Ok(None);
-    }
-    if matches!(plan, LogicalPlan::Projection(p) if p.expr.is_empty()) {
-        // A fragment that returns no columns: left to the scan path.
         return Ok(None);
     }
     // Scalar subqueries in expressions are fragments of the same source
@@ -156,7 +152,18 @@ pub(crate) fn remote_plan(
         };
         Ok(Transformed::yes(node))
     })?;
-    Ok(Some(rewritten.data))
+    let rewritten = rewritten.data;
+    // A fragment with no columns (a join side that only counts rows):
+    // `SELECT FROM …` is not SQL, so it selects a constant; the connectors
+    // count rows when the fragment's schema has no columns.
+    if rewritten.schema().fields().is_empty() && !matches!(rewritten, LogicalPlan::Projection(_)) {
+        return Ok(Some(
+            LogicalPlanBuilder::from(rewritten)
+                .project(vec![lit(1_i64).alias("spar_none")])?
+                .build()?,
+        ));
+    }
+    Ok(Some(rewritten))
 }
 
 /// A window node with its functions corrected for the dialect. The

@@ -9,7 +9,7 @@ use datafusion::common::{DFSchema, Statistics, TableReference};
 use datafusion::datasource::{provider_as_source, TableType};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
-    Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown,
+    lit, Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown,
 };
 use datafusion::physical_plan::ExecutionPlan;
 use spar_connectors::{prepare, SqlDialect, TableKind, TableMeta};
@@ -109,6 +109,16 @@ impl SourceTable {
             fetch,
         )?
         .build()?;
+        // `SELECT FROM t` (no columns: a cross join's side that only
+        // counts) is not SQL in most dialects: select a constant; the
+        // connectors count rows when the fragment's schema has no columns.
+        let scan = if projection.is_some_and(|p| p.is_empty()) {
+            LogicalPlanBuilder::from(scan)
+                .project(vec![lit(1_i64).alias("spar_none")])?
+                .build()?
+        } else {
+            scan
+        };
         let sql = plan_to_source_sql(&scan, self.dialect.as_ref())?;
         Ok(Fragment {
             source: self.source.clone(),
