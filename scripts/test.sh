@@ -23,15 +23,19 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
-# Python tools the tests drive: moto's S3-compatible server (for s3://
-# file sources), in a virtual environment outside the checkout.
+# Python tools the tests drive, in a virtual environment outside the
+# checkout: moto's S3-compatible server (for s3:// file sources) and the
+# ADBC Flight SQL driver with pyarrow (a third-party client of `spar serve`).
 SPAR_VENV="${SPAR_VENV:-$HOME/.cache/spar-venv}"
-if [ ! -x "$SPAR_VENV/bin/moto_server" ]; then
+if [ ! -x "$SPAR_VENV/bin/moto_server" ] \
+  || ! "$SPAR_VENV/bin/python" -c "import adbc_driver_flightsql, pyarrow" >/dev/null 2>&1; then
   echo "installing test tools into $SPAR_VENV ..."
   python3 -m venv "$SPAR_VENV"
-  "$SPAR_VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==5.2.5"
+  "$SPAR_VENV/bin/pip" install --quiet --disable-pip-version-check \
+    "moto[server]==5.2.5" "adbc-driver-flightsql==1.13.0" "pyarrow==26.0.1"
 fi
 export SPAR_MOTO_SERVER="$SPAR_VENV/bin/moto_server"
+export SPAR_PYTHON="$SPAR_VENV/bin/python"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -6,7 +6,7 @@
 //! to the hidden default catalog `spar`, whose one schema looks them up in
 //! each `source.schema` of the search path.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use datafusion::catalog::{
@@ -39,6 +39,9 @@ pub struct SourceInfo {
     pub kind: &'static str,
     /// Its replicas' redacted targets (one location for files).
     pub replicas: Vec<String>,
+    /// The replica set fragments run on (`None` for file sources, which
+    /// DataFusion reads directly).
+    pub replica_set: Option<ReplicaSet>,
 }
 
 /// Builds the catalog of one source: connects, discovers every schema and
@@ -113,6 +116,7 @@ pub(crate) async fn build_source(
                 name: name.to_string(),
                 kind: config.kind(),
                 replicas: vec![source.target()],
+                replica_set: None,
             };
             Ok((Arc::new(catalog), info))
         }
@@ -126,12 +130,16 @@ async fn sql_source(
     connectors: Vec<Arc<dyn Connector>>,
     policy: crate::replica::Policy,
 ) -> Result<(Arc<dyn CatalogProvider>, SourceInfo)> {
+    let replicas = ReplicaSet::new(name, connectors, policy);
     let info = SourceInfo {
         name: name.to_string(),
         kind,
-        replicas: connectors.iter().map(|c| c.target().to_string()).collect(),
+        replicas: replicas
+            .connectors()
+            .map(|c| c.target().to_string())
+            .collect(),
+        replica_set: Some(replicas.clone()),
     };
-    let replicas = ReplicaSet::new(name, connectors, policy);
     let catalog = sql_source_catalog(name, &replicas).await?;
     Ok((catalog, info))
 }
@@ -185,7 +193,9 @@ pub(crate) struct SearchPathCatalog {
 }
 
 impl SearchPathCatalog {
-    pub(crate) fn new(path: Vec<SchemaPath>, catalogs: Arc<dyn CatalogProviderList>) -> Self {
+    /// Resolves bare names in `catalogs`, which owns this catalog (hence
+    /// the weak reference: no cycle keeps either alive).
+    pub(crate) fn new(path: Vec<SchemaPath>, catalogs: Weak<dyn CatalogProviderList>) -> Self {
         Self {
             schema: Arc::new(SearchPathSchema { path, catalogs }),
         }
@@ -208,16 +218,19 @@ impl CatalogProvider for SearchPathCatalog {
 #[derive(Debug)]
 pub(crate) struct SearchPathSchema {
     path: Vec<SchemaPath>,
-    catalogs: Arc<dyn CatalogProviderList>,
+    catalogs: Weak<dyn CatalogProviderList>,
 }
 
 impl SearchPathSchema {
     /// The `source.schema` entries that have a table `name`.
     pub(crate) fn matches(&self, name: &str) -> Vec<(String, Arc<dyn SchemaProvider>)> {
+        let Some(catalogs) = self.catalogs.upgrade() else {
+            return Vec::new();
+        };
         self.path
             .iter()
             .filter_map(|p| {
-                let schema = self.catalogs.catalog(&p.source)?.schema(&p.schema)?;
+                let schema = catalogs.catalog(&p.source)?.schema(&p.schema)?;
                 schema.table_exist(name).then(|| (p.to_string(), schema))
             })
             .collect()

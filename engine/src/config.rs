@@ -45,6 +45,107 @@ pub struct Config {
     pub search_path: Vec<SchemaPath>,
     /// The sources, by name.
     pub sources: BTreeMap<String, SourceConfig>,
+    /// `[server]`: the Flight SQL endpoint (`spar serve`).
+    pub server: ServerConfig,
+    /// `[[users]]`: who may connect to the server, and what they may read.
+    pub users: Vec<UserConfig>,
+}
+
+/// `[server]`: how `spar serve` listens and what it allows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// The Flight SQL address.
+    pub listen: String,
+    /// The HTTP address of `/metrics` and `/health`; `None` for none.
+    pub metrics: Option<String>,
+    /// TLS for the Flight SQL endpoint; `None` for plain gRPC.
+    pub tls: Option<TlsConfig>,
+    /// Whether clients may connect without credentials.
+    pub allow_anonymous: bool,
+    /// What anonymous clients may read (when allowed).
+    pub anonymous_grants: Vec<crate::access::Grant>,
+    /// How long a handshake's bearer token stays valid.
+    pub token_ttl: std::time::Duration,
+    /// Per-query and per-user limits.
+    pub limits: Limits,
+    /// How long running queries may go on after a shutdown signal before
+    /// they are cancelled.
+    pub shutdown_grace: std::time::Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:50051".into(),
+            metrics: None,
+            tls: None,
+            allow_anonymous: false,
+            anonymous_grants: Vec::new(),
+            token_ttl: std::time::Duration::from_secs(8 * 3600),
+            limits: Limits::default(),
+            shutdown_grace: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[server.tls]`: PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// The server's certificate chain.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by this CA (mTLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[server.limits]`: what one query, one user and the whole server may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Queries running at once on the server.
+    pub max_concurrent_queries: usize,
+    /// Queries running at once for one user.
+    pub max_concurrent_queries_per_user: usize,
+    /// How long one query may run, from planning to its last row.
+    pub query_timeout: Option<std::time::Duration>,
+    /// Bytes one query may hold in operators that buffer; `None` for no limit.
+    pub query_memory: Option<usize>,
+    /// Rows one query may return; `None` for no limit.
+    pub max_result_rows: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_queries: 64,
+            max_concurrent_queries_per_user: 16,
+            query_timeout: None,
+            query_memory: None,
+            max_result_rows: None,
+        }
+    }
+}
+
+/// One `[[users]]` entry.
+#[derive(Clone, PartialEq)]
+pub struct UserConfig {
+    /// The user name clients send.
+    pub name: String,
+    /// The password's argon2id hash in PHC form (`$argon2id$v=19$...`), as
+    /// `spar hash-password` prints it.
+    pub password_hash: String,
+    /// What the user may read.
+    pub grants: Vec<crate::access::Grant>,
+}
+
+impl std::fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("name", &self.name)
+            .field("password_hash", &"(hidden)")
+            .field("grants", &self.grants)
+            .finish()
+    }
 }
 
 /// One `source.schema` entry of the search path.
@@ -189,10 +290,50 @@ struct RawConfig {
     search_path: Vec<String>,
     #[serde(default)]
     sources: BTreeMap<String, RawSource>,
-    // Keys of the documented shape that this version cannot honour yet:
-    // refused with a clear message rather than ignored.
-    server: Option<toml::Value>,
-    users: Option<toml::Value>,
+    server: Option<RawServer>,
+    #[serde(default)]
+    users: Vec<RawUser>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    metrics: Option<String>,
+    tls: Option<RawTls>,
+    #[serde(default)]
+    allow_anonymous: bool,
+    anonymous_grants: Option<Vec<String>>,
+    token_ttl: Option<String>,
+    shutdown_grace: Option<String>,
+    limits: Option<RawLimits>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Option<String>,
+    key: Option<String>,
+    client_ca: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_concurrent_queries: Option<i64>,
+    max_concurrent_queries_per_user: Option<i64>,
+    query_timeout: Option<String>,
+    query_memory: Option<toml::Value>,
+    max_result_rows: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    name: Option<String>,
+    password_hash: Option<String>,
+    #[serde(default)]
+    grants: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -248,17 +389,16 @@ impl Config {
             }
         })?;
         let v = Validator { origin };
-        for (key, present) in [
-            ("server", raw.server.is_some()),
-            ("users", raw.users.is_some()),
-        ] {
-            if present {
-                return Err(v.err(
-                    key.to_string(),
-                    "not available in this version of Spar (it has no network server or users yet); remove it".into(),
-                ));
-            }
-        }
+        let server = match raw.server {
+            None => ServerConfig::default(),
+            Some(raw) => v.server(raw, base_dir)?,
+        };
+        let users = raw
+            .users
+            .into_iter()
+            .enumerate()
+            .map(|(i, u)| v.user(i, u))
+            .collect::<Result<Vec<_>>>()?;
         let mut sources = BTreeMap::new();
         for (name, raw) in raw.sources {
             let source = v.source(&name, raw, base_dir)?;
@@ -272,6 +412,8 @@ impl Config {
                 .map(|(i, entry)| v.schema_path(i, entry))
                 .collect::<Result<_>>()?,
             sources,
+            server,
+            users,
         };
         config.validate(origin)?;
         Ok(config)
@@ -309,6 +451,14 @@ impl Config {
                 }
             }
         }
+        for (i, user) in self.users.iter().enumerate() {
+            if self.users[..i].iter().any(|u| u.name == user.name) {
+                return Err(err(
+                    format!("users[{i}].name"),
+                    format!("user `{}` is defined twice", user.name),
+                ));
+            }
+        }
         for (i, entry) in self.search_path.iter().enumerate() {
             if !self.sources.contains_key(&entry.source) {
                 let known: Vec<&str> = self.sources.keys().map(String::as_str).collect();
@@ -337,6 +487,167 @@ impl Validator<'_> {
             key,
             message,
         }
+    }
+
+    fn server(&self, raw: RawServer, base: &Path) -> Result<ServerConfig> {
+        let defaults = ServerConfig::default();
+        let path = |key: &str, value: String| -> Result<PathBuf> {
+            Ok(base.join(self.string(key, &value)?))
+        };
+        let tls = match raw.tls {
+            None => None,
+            Some(t) => {
+                let (Some(cert), Some(key)) = (t.cert, t.key) else {
+                    return Err(self.err(
+                        "server.tls".into(),
+                        "expected both `cert` and `key` (PEM file paths)".into(),
+                    ));
+                };
+                Some(TlsConfig {
+                    cert: path("server.tls.cert", cert)?,
+                    key: path("server.tls.key", key)?,
+                    client_ca: t
+                        .client_ca
+                        .map(|c| path("server.tls.client_ca", c))
+                        .transpose()?,
+                })
+            }
+        };
+        let anonymous_grants = match raw.anonymous_grants {
+            Some(grants) => self.grants("server.anonymous_grants", &grants)?,
+            None => vec![crate::access::Grant::parse("*")
+                .map_err(|m| self.err("server.anonymous_grants".into(), m))?],
+        };
+        let limits = match raw.limits {
+            None => Limits::default(),
+            Some(l) => {
+                let d = Limits::default();
+                Limits {
+                    max_concurrent_queries: self
+                        .positive(
+                            "server.limits.max_concurrent_queries",
+                            l.max_concurrent_queries,
+                        )?
+                        .map_or(d.max_concurrent_queries, |n| {
+                            usize::try_from(n).unwrap_or(usize::MAX)
+                        }),
+                    max_concurrent_queries_per_user: self
+                        .positive(
+                            "server.limits.max_concurrent_queries_per_user",
+                            l.max_concurrent_queries_per_user,
+                        )?
+                        .map_or(d.max_concurrent_queries_per_user, |n| {
+                            usize::try_from(n).unwrap_or(usize::MAX)
+                        }),
+                    query_timeout: l
+                        .query_timeout
+                        .map(|t| self.duration("server.limits.query_timeout", &t))
+                        .transpose()?,
+                    query_memory: l
+                        .query_memory
+                        .map(|m| self.bytes("server.limits.query_memory", &m))
+                        .transpose()?,
+                    max_result_rows: self
+                        .positive("server.limits.max_result_rows", l.max_result_rows)?,
+                }
+            }
+        };
+        Ok(ServerConfig {
+            listen: match raw.listen {
+                Some(l) => self.string("server.listen", &l)?,
+                None => defaults.listen,
+            },
+            metrics: raw
+                .metrics
+                .map(|m| self.string("server.metrics", &m))
+                .transpose()?,
+            tls,
+            allow_anonymous: raw.allow_anonymous,
+            anonymous_grants,
+            token_ttl: match raw.token_ttl {
+                Some(t) => self.duration("server.token_ttl", &t)?,
+                None => defaults.token_ttl,
+            },
+            limits,
+            shutdown_grace: match raw.shutdown_grace {
+                Some(t) => self.duration("server.shutdown_grace", &t)?,
+                None => defaults.shutdown_grace,
+            },
+        })
+    }
+
+    fn user(&self, i: usize, raw: RawUser) -> Result<UserConfig> {
+        let key = |k: &str| format!("users[{i}].{k}");
+        let Some(name) = raw.name.filter(|n| !n.is_empty()) else {
+            return Err(self.err(key("name"), "missing; expected the user's name".into()));
+        };
+        let Some(password_hash) = raw.password_hash else {
+            return Err(self.err(
+                key("password_hash"),
+                "missing; make one with `spar hash-password`".into(),
+            ));
+        };
+        let password_hash = self.string(&key("password_hash"), &password_hash)?;
+        if !password_hash.starts_with("$argon2id$") {
+            return Err(self.err(
+                key("password_hash"),
+                "expected an argon2id hash (`$argon2id$...`); make one with `spar hash-password`"
+                    .into(),
+            ));
+        }
+        Ok(UserConfig {
+            name,
+            password_hash,
+            grants: self.grants(&key("grants"), &raw.grants)?,
+        })
+    }
+
+    fn grants(&self, key: &str, grants: &[String]) -> Result<Vec<crate::access::Grant>> {
+        grants
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                crate::access::Grant::parse(g).map_err(|m| self.err(format!("{key}[{i}]"), m))
+            })
+            .collect()
+    }
+
+    fn positive(&self, key: &str, value: Option<i64>) -> Result<Option<u64>> {
+        match value {
+            None => Ok(None),
+            Some(n) if n > 0 => Ok(Some(n.unsigned_abs())),
+            Some(n) => Err(self.err(
+                key.to_string(),
+                format!("expected a positive number, found {n}"),
+            )),
+        }
+    }
+
+    fn duration(&self, key: &str, value: &str) -> Result<std::time::Duration> {
+        match humantime::parse_duration(value) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            Ok(_) => Err(self.err(key.to_string(), "expected a positive duration".into())),
+            Err(e) => Err(self.err(
+                key.to_string(),
+                format!("expected a duration such as \"30s\", \"5m\" or \"8h\", found \"{value}\" ({e})"),
+            )),
+        }
+    }
+
+    /// A size in bytes: a number, or a string such as `"512MiB"`, `"2GB"`.
+    fn bytes(&self, key: &str, value: &toml::Value) -> Result<usize> {
+        let err = || {
+            self.err(
+                key.to_string(),
+                format!("expected a positive size such as \"512MiB\" or \"2GiB\" (or bytes), found {value}"),
+            )
+        };
+        let bytes = match value {
+            toml::Value::Integer(n) if *n > 0 => n.unsigned_abs(),
+            toml::Value::String(s) => parse_size(s).ok_or_else(err)?,
+            _ => return Err(err()),
+        };
+        usize::try_from(bytes).map_err(|_| err())
     }
 
     fn schema_path(&self, i: usize, entry: &str) -> Result<SchemaPath> {
@@ -507,6 +818,29 @@ fn expand_env(value: &str) -> std::result::Result<String, String> {
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// `"512MiB"`, `"2 GB"`, `"1048576"`: bytes, or `None` when malformed or 0.
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        _ => return None,
+    };
+    number.checked_mul(scale).filter(|b| *b > 0)
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -5,11 +5,12 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
-use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use spar_planner::SparQueryPlanner;
 
+use crate::access::{Access, GrantedCatalogs};
 use crate::catalog::{
     build_source, SearchPathCatalog, SourceInfo, DEFAULT_CATALOG, SEARCH_PATH_SCHEMA,
 };
@@ -39,6 +40,26 @@ struct Inner {
     search_path: Vec<SchemaPath>,
     /// Registered sources by name; written only by `register_source`.
     sources: RwLock<BTreeMap<String, SourceInfo>>,
+}
+
+/// What a session may read and how much memory its queries may hold.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// The tables the session may read.
+    pub access: Access,
+    /// Bytes the session's queries may hold at once in operators that
+    /// buffer (sorts, joins, aggregates); `None` for no limit. A query that
+    /// needs more fails with a "resources exhausted" error.
+    pub memory_limit: Option<usize>,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            access: Access::All,
+            memory_limit: None,
+        }
+    }
 }
 
 /// Builds an [`Engine`] in code, as an alternative to `spar.toml`.
@@ -106,7 +127,10 @@ impl Engine {
             Arc::clone(&catalogs) as Arc<dyn CatalogProviderList>;
         catalogs.register_catalog(
             DEFAULT_CATALOG.to_string(),
-            Arc::new(SearchPathCatalog::new(config.search_path.clone(), list)),
+            Arc::new(SearchPathCatalog::new(
+                config.search_path.clone(),
+                Arc::downgrade(&list),
+            )),
         );
         let engine = Self {
             inner: Arc::new(Inner {
@@ -151,12 +175,38 @@ impl Engine {
         &self.inner.search_path
     }
 
-    /// A new session: its own settings, the engine's sources.
+    /// A new session: its own settings, every table of the engine's sources.
     pub fn session(&self) -> Session {
         Session::new(
             self.clone(),
             SessionContext::new_with_state(self.session_state()),
+            Access::All,
         )
+    }
+
+    /// A new session that sees only what `options.access` allows and whose
+    /// queries share a memory pool of `options.memory_limit` bytes.
+    pub fn session_with(&self, options: SessionOptions) -> Result<Session> {
+        let catalogs: Arc<dyn CatalogProviderList> = match &options.access {
+            Access::All => Arc::clone(&self.inner.catalogs) as Arc<dyn CatalogProviderList>,
+            access => GrantedCatalogs::new(
+                Arc::clone(&self.inner.catalogs) as Arc<dyn CatalogProviderList>,
+                access.clone(),
+                self.inner.search_path.clone(),
+            ),
+        };
+        let runtime = match options.memory_limit {
+            None => Arc::clone(&self.inner.runtime),
+            Some(bytes) => RuntimeEnvBuilder::from_runtime_env(&self.inner.runtime)
+                .with_memory_limit(bytes, 1.0)
+                .build_arc()?,
+        };
+        let state = self.state_with(catalogs, runtime);
+        Ok(Session::new(
+            self.clone(),
+            SessionContext::new_with_state(state),
+            options.access,
+        ))
     }
 
     /// A DataFusion session state with Spar's catalogs, rules and planner.
@@ -166,6 +216,17 @@ impl Engine {
     /// DataFusion's default reads them as floats, which changes answers
     /// (`l_discount BETWEEN 0.06 - 0.01 AND 0.06 + 0.01` would miss 0.07).
     pub(crate) fn session_state(&self) -> SessionState {
+        self.state_with(
+            Arc::clone(&self.inner.catalogs) as Arc<dyn CatalogProviderList>,
+            Arc::clone(&self.inner.runtime),
+        )
+    }
+
+    fn state_with(
+        &self,
+        catalogs: Arc<dyn CatalogProviderList>,
+        runtime: Arc<RuntimeEnv>,
+    ) -> SessionState {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(false)
@@ -174,9 +235,9 @@ impl Engine {
         config.options_mut().sql_parser.parse_float_as_decimal = true;
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
-            .with_runtime_env(Arc::clone(&self.inner.runtime))
+            .with_runtime_env(runtime)
             .with_default_features()
-            .with_catalog_list(Arc::clone(&self.inner.catalogs) as Arc<dyn CatalogProviderList>)
+            .with_catalog_list(catalogs)
             .with_query_planner(Arc::new(SparQueryPlanner));
         for rule in spar_planner::spar_rules() {
             builder = builder.with_optimizer_rule(rule);

@@ -82,6 +82,17 @@ pub enum EngineError {
         candidates: Vec<String>,
     },
 
+    /// The session's grants do not cover a table the query reads.
+    #[error(
+        "permission denied: user `{user}` may not read `{table}`; ask an administrator for a grant"
+    )]
+    PermissionDenied {
+        /// The user.
+        user: String,
+        /// The table, as `source.schema.table`.
+        table: String,
+    },
+
     /// A query-time error from DataFusion (planning or execution).
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),

@@ -9,6 +9,7 @@
 //!   and the runtime sessions share.
 //! - [`session`]: [`Session`]: SQL in, DataFusion [`DataFrame`] out;
 //!   table names checked against the catalog and the search path.
+//! - [`access`]: [`Access`] and [`Grant`]: which tables a session may read.
 //! - [`catalog`]: each source as a DataFusion catalog; the search path.
 //! - [`replica`]: [`ReplicaSet`]: policies and failover.
 //! - [`exec`]: [`FragmentExec`], the operator that runs a fragment.
@@ -32,6 +33,7 @@
 //!
 //! [`DataFrame`]: datafusion::prelude::DataFrame
 
+pub mod access;
 pub mod catalog;
 pub mod config;
 pub mod engine;
@@ -40,14 +42,16 @@ pub mod exec;
 pub mod replica;
 pub mod session;
 
+pub use access::{Access, Grant};
 pub use catalog::SourceInfo;
 pub use config::{
-    Config, FileSourceConfig, SchemaPath, ServerSourceConfig, SourceConfig, SqliteSourceConfig,
+    Config, FileSourceConfig, Limits, SchemaPath, ServerConfig, ServerSourceConfig, SourceConfig,
+    SqliteSourceConfig, TlsConfig, UserConfig,
 };
-pub use engine::{Engine, EngineBuilder};
+pub use engine::{Engine, EngineBuilder, SessionOptions};
 pub use error::{EngineError, Result};
 pub use exec::FragmentExec;
-pub use replica::{Policy, ReplicaSet};
+pub use replica::{Policy, ReplicaSet, ReplicaSetStats};
 pub use session::Session;
 /// The connectors crate, for callers that talk to a source directly.
 pub use spar_connectors as connectors;

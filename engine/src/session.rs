@@ -8,6 +8,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 
+use crate::access::Access;
 use crate::catalog::{DEFAULT_CATALOG, SEARCH_PATH_SCHEMA};
 use crate::config::list_or_none;
 use crate::engine::Engine;
@@ -20,6 +21,7 @@ use crate::error::{EngineError, Result};
 pub struct Session {
     engine: Engine,
     ctx: SessionContext,
+    access: Access,
 }
 
 impl std::fmt::Debug for Session {
@@ -31,8 +33,17 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    pub(crate) fn new(engine: Engine, ctx: SessionContext) -> Self {
-        Self { engine, ctx }
+    pub(crate) fn new(engine: Engine, ctx: SessionContext, access: Access) -> Self {
+        Self {
+            engine,
+            ctx,
+            access,
+        }
+    }
+
+    /// What this session may read.
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 
     /// Plans one SQL statement. The result is DataFusion's lazy
@@ -75,6 +86,12 @@ impl Session {
         refuse_writes(&statement)?;
         let state = self.ctx.state();
         for reference in state.resolve_table_references(&statement)? {
+            // `generate_series(…)` and other table functions are not tables.
+            if let TableReference::Bare { table } = &reference {
+                if state.table_functions().contains_key(table.as_ref()) {
+                    continue;
+                }
+            }
             self.check_table(&reference)?;
         }
         let plan = state.statement_to_plan(statement).await?;
@@ -91,6 +108,35 @@ impl Session {
         &self.ctx
     }
 
+    /// The primary key of `source.schema.table`, if the session may read
+    /// the table and its source reports one: the key's name on the source
+    /// and its columns in key order.
+    pub async fn primary_key(
+        &self,
+        source: &str,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<(String, Vec<String>)>> {
+        let Some(schema) = self.ctx.catalog(source).and_then(|c| c.schema(schema)) else {
+            return Ok(None);
+        };
+        let Some(provider) = schema.table(table).await? else {
+            return Ok(None);
+        };
+        let Some(source_table) = provider
+            .as_ref()
+            .downcast_ref::<spar_planner::SourceTable>()
+        else {
+            return Ok(None);
+        };
+        Ok(source_table
+            .meta()
+            .indexes
+            .iter()
+            .find(|i| i.primary && !i.expression)
+            .map(|i| (i.name.clone(), i.columns.clone())))
+    }
+
     /// The engine this session belongs to.
     pub fn engine(&self) -> &Engine {
         &self.engine
@@ -104,6 +150,7 @@ impl Session {
         let source_list = || {
             let names: Vec<String> = sources
                 .iter()
+                .filter(|s| self.access.allows_source(&s.name))
                 .map(|s| format!("{} ({})", s.name, s.kind))
                 .collect();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -122,7 +169,7 @@ impl Session {
                     return Ok(());
                 };
                 if schema.table_exist(table) {
-                    return Ok(());
+                    return self.check_bare_grant(table);
                 }
                 let path: Vec<String> = self
                     .engine
@@ -174,16 +221,24 @@ impl Session {
                 };
                 let Some(s) = c.schema(schema) else {
                     let names = c.schema_names();
-                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    let names: Vec<&str> = names
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|s| self.access.allows_schema(catalog, s))
+                        .collect();
                     return Err(unknown(format!(
                         "Source `{catalog}` has no schema `{schema}`; its schemas: {}.",
                         list_or_none(&names)
                     )));
                 };
                 if s.table_exist(table) {
-                    return Ok(());
+                    if catalog.as_ref() == DEFAULT_CATALOG {
+                        return self.check_bare_grant(table);
+                    }
+                    return self.access.check_table(catalog, schema, table);
                 }
                 let mut names = s.table_names();
+                names.retain(|t| self.access.allows_table(catalog, schema, t));
                 names.sort();
                 let more = names.len().saturating_sub(20);
                 names.truncate(20);
@@ -203,6 +258,29 @@ impl Session {
         }
     }
 
+    /// A bare name resolves among the tables the session may read; it is
+    /// refused when it names only tables the session may not read.
+    fn check_bare_grant(&self, table: &str) -> Result<()> {
+        let catalogs = self.engine.catalogs();
+        let mut first_denied = None;
+        for p in self.engine.search_path() {
+            let exists = catalogs
+                .catalog(&p.source)
+                .and_then(|c| c.schema(&p.schema))
+                .is_some_and(|s| s.table_exist(table));
+            if !exists {
+                continue;
+            }
+            match self.access.check_table(&p.source, &p.schema, table) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    first_denied.get_or_insert(e);
+                }
+            }
+        }
+        first_denied.map_or(Ok(()), Err)
+    }
+
     /// `source.schema.table` for every source schema that has `table`.
     fn qualified_candidates(&self, table: &str) -> Vec<String> {
         let catalogs = self.engine.catalogs();
@@ -212,9 +290,10 @@ impl Session {
                 continue;
             };
             for schema in catalog.schema_names() {
-                if catalog
-                    .schema(&schema)
-                    .is_some_and(|s| s.table_exist(table))
+                if self.access.allows_table(&source.name, &schema, table)
+                    && catalog
+                        .schema(&schema)
+                        .is_some_and(|s| s.table_exist(table))
                 {
                     found.push(format!("{}.{schema}.{table}", source.name));
                 }

@@ -1,4 +1,5 @@
-//! The command line: `spar query`, `spar shell`, `spar demo`.
+//! The command line: `spar query`, `spar shell`, `spar demo`, `spar serve`,
+//! `spar hash-password`.
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -32,6 +33,23 @@ enum Command {
     Shell(ShellArgs),
     /// Write the demo dataset (TPC-H in SQLite replicas and Parquet) and open the shell on it.
     Demo(DemoArgs),
+    /// Serve SQL over Arrow Flight SQL, with the users, TLS, limits and metrics endpoint of spar.toml's [server].
+    Serve(ServeArgs),
+    /// Print the argon2id hash of a password (asked for, or read from stdin) for a [[users]] entry.
+    HashPassword,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The configuration file.
+    #[arg(short = 'c', long, default_value = "spar.toml", env = "SPAR_CONFIG")]
+    config: PathBuf,
+    /// Listen on this address instead of server.listen.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Serve /metrics and /health on this address instead of server.metrics.
+    #[arg(long)]
+    metrics: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +106,8 @@ pub fn run(cli: Cli) -> ExitCode {
             open_engine(&runtime, &args.config).and_then(|s| crate::shell::run(&runtime, &s))
         }
         Command::Demo(args) => demo(&runtime, args),
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::HashPassword => hash_password(),
     };
     // Work still running (a cancelled query's last poll) is not waited for.
     runtime.shutdown_background();
@@ -98,6 +118,91 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let mut config = spar_engine::Config::from_file(&args.config)?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    if let Some(metrics) = args.metrics {
+        config.server.metrics = Some(metrics);
+    }
+    let engine = Engine::from_config(config.clone()).await?;
+    let bind = |addr: String, what: &'static str| async move {
+        tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(CliError::io(format!("cannot listen on {addr} ({what})")))
+    };
+    let listener = bind(config.server.listen.clone(), "server.listen").await?;
+    let metrics = match config.server.metrics.clone() {
+        Some(addr) => Some(bind(addr, "server.metrics").await?),
+        None => None,
+    };
+    let scheme = if config.server.tls.is_some() {
+        "grpc+tls"
+    } else {
+        "grpc"
+    };
+    if let Ok(addr) = listener.local_addr() {
+        eprintln!("spar: serving Flight SQL on {scheme}://{addr}");
+    }
+    if let Some(addr) = metrics.as_ref().and_then(|l| l.local_addr().ok()) {
+        eprintln!("spar: metrics on http://{addr}/metrics");
+    }
+    crate::flight::run(engine, &config, listener, metrics, shutdown_signal()).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = terminated => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    eprintln!("spar: shutting down");
+}
+
+fn hash_password() -> Result<(), CliError> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")
+            .map_err(CliError::io("cannot read the password"))?;
+        let again = rpassword::prompt_password("Again: ")
+            .map_err(CliError::io("cannot read the password"))?;
+        if first != again {
+            return Err(CliError::Usage("the passwords differ; try again".into()));
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(CliError::io("cannot read the password from stdin"))?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.is_empty() {
+        return Err(CliError::Usage("the password is empty".into()));
+    }
+    let hash = crate::flight::hash_password(&password)
+        .map_err(|e| CliError::Serve(format!("cannot hash the password: {e}")))?;
+    println!("{hash}");
+    Ok(())
 }
 
 fn init_logging(filter: &str) {

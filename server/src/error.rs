@@ -35,6 +35,10 @@ pub enum CliError {
         message: String,
     },
 
+    /// The Flight SQL server could not start or failed.
+    #[error("{0}")]
+    Serve(String),
+
     /// The command line was used wrongly.
     #[error("{0}")]
     Usage(String),

@@ -1,8 +1,12 @@
-//! The `spar` command: one-shot queries, the SQL shell and the embedded demo.
+//! The `spar` command: the Flight SQL server, one-shot queries, the SQL
+//! shell and the embedded demo.
 //!
 //! # Layout
 //!
 //! - [`cli`]: the command line (clap) and what each subcommand runs.
+//! - [`flight`]: `spar serve`, the Arrow Flight SQL endpoint: auth, TLS,
+//!   grants, limits, cancellation.
+//! - [`metrics`]: Prometheus metrics and the `/metrics`, `/health` endpoint.
 //! - [`output`]: result formats: table, CSV (PostgreSQL's conventions), JSON.
 //! - [`shell`]: the interactive shell (rustyline), also reading piped input.
 //! - [`demo`]: writes the demo dataset (TPC-H in SQLite replicas and
@@ -13,6 +17,8 @@
 pub mod cli;
 pub mod demo;
 pub mod error;
+pub mod flight;
+pub mod metrics;
 pub mod output;
 pub mod shell;
 pub mod tpch;

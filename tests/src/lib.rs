@@ -6,6 +6,7 @@
 //! MariaDB servers with replicas ([`harness`]). Nothing is mocked.
 
 pub mod compare;
+pub mod flight;
 pub mod harness;
 pub mod s3;
 pub mod tpch;

@@ -382,3 +382,95 @@ async fn pushdown_never_changes_an_answer() {
         "{local}"
     );
 }
+
+#[tokio::test]
+async fn table_functions_are_not_table_names() {
+    let dir = tempdir();
+    let db = sqlite_db(dir.path(), "s.db", "CREATE TABLE t (x INTEGER);");
+    let engine = Engine::builder()
+        .with_source("s", SourceConfig::Sqlite(SqliteSourceConfig::new([db])))
+        .with_search_path(["s.main"])
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let session = engine.session();
+    assert_eq!(
+        rows(
+            &session,
+            "SELECT count(*), max(value) FROM generate_series(1, 10)"
+        )
+        .await,
+        ["10|10"]
+    );
+    assert_eq!(
+        rows(
+            &session,
+            "SELECT count(*) FROM range(5) r JOIN t ON t.x = r.value"
+        )
+        .await,
+        ["0"]
+    );
+}
+
+#[tokio::test]
+async fn grants_limit_what_a_session_sees() {
+    let dir = tempdir();
+    let sales = sqlite_db(
+        dir.path(),
+        "sales.db",
+        "CREATE TABLE orders (id INTEGER); CREATE TABLE secrets (id INTEGER); INSERT INTO orders VALUES (1), (2);",
+    );
+    let crm = sqlite_db(dir.path(), "crm.db", "CREATE TABLE customers (id INTEGER);");
+    let engine = Engine::builder()
+        .with_source(
+            "sales",
+            SourceConfig::Sqlite(SqliteSourceConfig::new([sales])),
+        )
+        .with_source("crm", SourceConfig::Sqlite(SqliteSourceConfig::new([crm])))
+        .with_search_path(["sales.main", "crm.main"])
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let grants =
+        vec![spar_engine::Grant::parse("sales.main.orders").unwrap_or_else(|e| panic!("{e}"))];
+    let session = engine
+        .session_with(spar_engine::SessionOptions {
+            access: spar_engine::Access::grants("ann", grants),
+            memory_limit: None,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rows(&session, "SELECT count(*) FROM orders").await, ["2"]);
+    assert_eq!(
+        rows(&session, "SELECT table_catalog || '.' || table_name FROM information_schema.tables WHERE table_schema = 'main'").await,
+        ["sales.orders"]
+    );
+    assert_eq!(
+        rows(&session, "SHOW TABLES")
+            .await
+            .iter()
+            .filter(|r| r.contains("|main|"))
+            .count(),
+        1
+    );
+    for sql in [
+        "SELECT * FROM secrets",
+        "SELECT * FROM crm.main.customers",
+        "SELECT * FROM customers",
+    ] {
+        let e = session
+            .sql(sql)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.starts_with("permission denied: user `ann` may not read"),
+            "{sql}: {e}"
+        );
+    }
+    // The same engine's unrestricted sessions still see everything.
+    assert_eq!(
+        rows(&engine.session(), "SELECT count(*) FROM secrets").await,
+        ["0"]
+    );
+}

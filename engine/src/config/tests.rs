@@ -147,3 +147,95 @@ fn secrets_from_the_environment_stay_hidden() -> Result<()> {
     assert!(!format!("{c:?}").contains("hunter2"));
     Ok(())
 }
+
+#[test]
+fn reads_the_server_and_its_users() -> Result<()> {
+    let c = parse(
+        r#"
+        [server]
+        listen = "127.0.0.1:6000"
+        metrics = "127.0.0.1:6001"
+        token_ttl = "30m"
+        tls = { cert = "tls/server.pem", key = "tls/server.key", client_ca = "/ca.pem" }
+        [server.limits]
+        max_concurrent_queries = 8
+        max_concurrent_queries_per_user = 2
+        query_timeout = "90s"
+        query_memory = "512MiB"
+        max_result_rows = 1000
+        [[users]]
+        name = "ann"
+        password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"
+        grants = ["sales.public.*", "catalog"]
+        "#,
+    )?;
+    assert_eq!(c.server.listen, "127.0.0.1:6000");
+    assert_eq!(c.server.metrics.as_deref(), Some("127.0.0.1:6001"));
+    assert_eq!(c.server.token_ttl, std::time::Duration::from_secs(1800));
+    let tls = c
+        .server
+        .tls
+        .as_ref()
+        .map(|t| (&t.cert, &t.key, &t.client_ca));
+    assert_eq!(
+        tls,
+        Some((
+            &PathBuf::from("/etc/spar/tls/server.pem"),
+            &PathBuf::from("/etc/spar/tls/server.key"),
+            &Some(PathBuf::from("/ca.pem"))
+        ))
+    );
+    let l = &c.server.limits;
+    assert_eq!(
+        (l.max_concurrent_queries, l.max_concurrent_queries_per_user),
+        (8, 2)
+    );
+    assert_eq!(l.query_timeout, Some(std::time::Duration::from_secs(90)));
+    assert_eq!(l.query_memory, Some(512 << 20));
+    assert_eq!(l.max_result_rows, Some(1000));
+    assert!(!c.server.allow_anonymous);
+    assert_eq!(c.users.len(), 1);
+    let grants: Vec<String> = c.users[0].grants.iter().map(|g| g.to_string()).collect();
+    assert_eq!(grants, ["sales.public.*", "catalog.*.*"]);
+    assert!(!format!("{:?}", c.users[0]).contains("argon2id"));
+    Ok(())
+}
+
+#[test]
+fn server_and_user_errors_name_the_key() {
+    let cases = [
+        (
+            "[server]\ntoken_ttl = \"soon\"",
+            "spar.toml: `server.token_ttl`: expected a duration",
+        ),
+        (
+            "[server.limits]\nquery_memory = \"lots\"",
+            "spar.toml: `server.limits.query_memory`: expected a positive size",
+        ),
+        (
+            "[server.limits]\nmax_result_rows = 0",
+            "spar.toml: `server.limits.max_result_rows`: expected a positive number, found 0",
+        ),
+        (
+            "[server]\ntls = { cert = \"a.pem\" }",
+            "spar.toml: `server.tls`: expected both `cert` and `key`",
+        ),
+        (
+            "[[users]]\nname = \"ann\"\npassword_hash = \"secret\"",
+            "spar.toml: `users[0].password_hash`: expected an argon2id hash",
+        ),
+        (
+            "[[users]]\nname = \"ann\"\npassword_hash = \"$argon2id$x\"\ngrants = [\"a..b\"]",
+            "spar.toml: `users[0].grants[0]`: expected \"source\"",
+        ),
+        (
+            "[[users]]\nname = \"ann\"\npassword_hash = \"$argon2id$x\"\n[[users]]\nname = \"ann\"\npassword_hash = \"$argon2id$y\"",
+            "spar.toml: `users[1].name`: user `ann` is defined twice",
+        ),
+    ];
+    for (text, expected) in cases {
+        let e = error(text);
+        assert!(e.starts_with(expected), "{text}: got {e}");
+        assert!(!e.contains("secret"), "{e}");
+    }
+}

@@ -14,7 +14,7 @@
 //! replica work). A query never returns partial results silently.
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -69,6 +69,11 @@ struct Inner {
     policy: Policy,
     /// Round-robin cursor; shared by all fragments of the source.
     next: AtomicUsize,
+    /// Fragments opened, replicas failed over, fragments that failed:
+    /// counters for `/metrics`, shared by every fragment of the source.
+    fragments: AtomicU64,
+    failovers: AtomicU64,
+    failed: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -77,6 +82,22 @@ struct Replica {
     /// Moving average of the time to first batch, in microseconds; 0 until
     /// measured. Updated by every fragment that runs here.
     latency_micros: AtomicU64,
+    /// Whether the last attempt here succeeded (true until one fails).
+    healthy: AtomicBool,
+}
+
+/// A source's fragment counters and its replicas' last known health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaSetStats {
+    /// Fragments run on the source.
+    pub fragments: u64,
+    /// Attempts that failed on a replica with a retryable error (each sends
+    /// the fragment on to the next replica, when there is one).
+    pub failovers: u64,
+    /// Fragments that failed on every replica or with a non-retryable error.
+    pub failed: u64,
+    /// Each replica's redacted target and whether its last attempt succeeded.
+    pub replicas: Vec<(String, bool)>,
 }
 
 /// A fragment's stream opened on one replica, with its first item read.
@@ -104,6 +125,7 @@ impl ReplicaSet {
             .map(|connector| Replica {
                 connector,
                 latency_micros: AtomicU64::new(0),
+                healthy: AtomicBool::new(true),
             })
             .collect();
         Self {
@@ -112,7 +134,30 @@ impl ReplicaSet {
                 replicas,
                 policy,
                 next: AtomicUsize::new(0),
+                fragments: AtomicU64::new(0),
+                failovers: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
             }),
+        }
+    }
+
+    /// Counters and replica health, for monitoring.
+    pub fn stats(&self) -> ReplicaSetStats {
+        let i = &self.inner;
+        ReplicaSetStats {
+            fragments: i.fragments.load(Ordering::Relaxed),
+            failovers: i.failovers.load(Ordering::Relaxed),
+            failed: i.failed.load(Ordering::Relaxed),
+            replicas: i
+                .replicas
+                .iter()
+                .map(|r| {
+                    (
+                        r.connector.target().to_string(),
+                        r.healthy.load(Ordering::Relaxed),
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -151,6 +196,15 @@ impl ReplicaSet {
     /// failing over on retryable errors until a first batch (or the end of
     /// an empty result) has arrived. A non-retryable error fails at once.
     pub async fn open(&self, sql: &str, schema: SchemaRef) -> Result<Opened> {
+        self.inner.fragments.fetch_add(1, Ordering::Relaxed);
+        let result = self.try_replicas(sql, schema).await;
+        if result.is_err() {
+            self.inner.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn try_replicas(&self, sql: &str, schema: SchemaRef) -> Result<Opened> {
         let mut errors = Vec::new();
         for i in self.candidates() {
             let replica = &self.inner.replicas[i];
@@ -164,6 +218,7 @@ impl ReplicaSet {
                 Ok((Some(Err(e)), _)) | Err(e) => e,
                 Ok((first, rest)) => {
                     replica.record_latency(started.elapsed().as_micros());
+                    replica.healthy.store(true, Ordering::Relaxed);
                     return Ok(Opened {
                         replica: target,
                         failovers: errors.len(),
@@ -178,6 +233,8 @@ impl ReplicaSet {
                     failed.context(format!("source `{}`, replica {target}", self.inner.source))
                 );
             }
+            replica.healthy.store(false, Ordering::Relaxed);
+            self.inner.failovers.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(source = %self.inner.source, replica = %target, error = %failed, "replica failed; trying the next");
             errors.push(failed.to_string());
         }

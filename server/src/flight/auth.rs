@@ -1,0 +1,366 @@
+//! Authentication: HTTP Basic in the handshake, bearer tokens after it.
+//!
+//! ```text
+//!  client ── Handshake, authorization: Basic user:password ──► verify argon2id hash
+//!         ◄── authorization: Bearer <token> ───────────────── token: 32 random bytes,
+//!                                                              kept in memory until it expires
+//!  client ── any call, authorization: Bearer <token> ──► AuthLayer: token → Principal
+//!                                                        (request extension) or Unauthenticated
+//! ```
+//!
+//! Tokens live in this process only: a restart revokes them all.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use spar_engine::{Access, ServerConfig, UserConfig};
+use tonic::codegen::http;
+use tonic::Status;
+
+/// The gRPC path of the handshake: the one call that needs no token.
+const HANDSHAKE_PATH: &str = "/arrow.flight.protocol.FlightService/Handshake";
+
+/// Who is calling, and what they may read. Put into every authenticated
+/// request's extensions by [`AuthLayer`].
+#[derive(Debug)]
+pub(crate) struct Principal {
+    /// The user name (`anonymous` for anonymous clients).
+    pub(crate) user: String,
+    /// What the user may read.
+    pub(crate) access: Access,
+}
+
+struct User {
+    /// The PHC string (`$argon2id$...`), checked when the server starts.
+    hash: String,
+    principal: Arc<Principal>,
+}
+
+struct Token {
+    principal: Arc<Principal>,
+    expires: Instant,
+}
+
+/// The users, the issued tokens, and the anonymous policy.
+pub(crate) struct Authenticator {
+    users: HashMap<String, User>,
+    anonymous: Option<Arc<Principal>>,
+    ttl: Duration,
+    /// Issued tokens; a std mutex, held only to insert, look up or prune.
+    tokens: Mutex<HashMap<String, Token>>,
+    /// A hash to verify against for unknown users, so that a wrong user
+    /// name takes as long as a wrong password.
+    decoy: String,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .field("anonymous", &self.anonymous.is_some())
+            .finish()
+    }
+}
+
+impl Authenticator {
+    /// Checks every user's hash; the error names the user whose hash is
+    /// malformed (never the hash).
+    pub(crate) fn new(server: &ServerConfig, users: &[UserConfig]) -> Result<Self, String> {
+        let mut map = HashMap::new();
+        for (i, u) in users.iter().enumerate() {
+            let parsed = PasswordHash::new(&u.password_hash).map_err(|e| {
+                format!(
+                    "users[{i}] (`{}`): password_hash is not a valid argon2id hash ({e}); make one with `spar hash-password`",
+                    u.name
+                )
+            })?;
+            if parsed.algorithm.as_str() != "argon2id" {
+                return Err(format!(
+                    "users[{i}] (`{}`): password_hash uses {}, expected argon2id; make one with `spar hash-password`",
+                    u.name, parsed.algorithm
+                ));
+            }
+            map.insert(
+                u.name.clone(),
+                User {
+                    hash: u.password_hash.clone(),
+                    principal: Arc::new(Principal {
+                        user: u.name.clone(),
+                        access: Access::grants(&u.name, u.grants.clone()),
+                    }),
+                },
+            );
+        }
+        if map.is_empty() && !server.allow_anonymous {
+            return Err(
+                "no [[users]] are configured and server.allow_anonymous is false, so nobody could connect; \
+                 add a user (make its hash with `spar hash-password`) or set allow_anonymous = true"
+                    .into(),
+            );
+        }
+        let anonymous = server.allow_anonymous.then(|| {
+            Arc::new(Principal {
+                user: "anonymous".into(),
+                access: Access::grants("anonymous", server.anonymous_grants.clone()),
+            })
+        });
+        Ok(Self {
+            users: map,
+            anonymous,
+            ttl: server.token_ttl,
+            tokens: Mutex::new(HashMap::new()),
+            decoy: hash_password("decoy").map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// Verifies an `authorization: Basic ...` header (or its absence, when
+    /// anonymous access is allowed) and issues a token.
+    pub(crate) async fn login(
+        self: &Arc<Self>,
+        authorization: Option<&str>,
+    ) -> Result<(String, Arc<Principal>), Status> {
+        let principal = match authorization {
+            None => self.anonymous.clone().ok_or_else(|| {
+                Status::unauthenticated(
+                    "credentials required: send `authorization: Basic base64(user:password)` with the handshake",
+                )
+            })?,
+            Some(header) => {
+                let (user, password) = parse_basic(header)?;
+                let me = Arc::clone(self);
+                // argon2 costs tens of milliseconds of CPU: off the async threads.
+                tokio::task::spawn_blocking(move || me.verify(&user, &password))
+                    .await
+                    .map_err(|_| Status::internal("password check was interrupted; try again"))??
+            }
+        };
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        let token = URL_SAFE_NO_PAD.encode(bytes);
+        let now = Instant::now();
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.retain(|_, t| t.expires > now);
+            tokens.insert(
+                token.clone(),
+                Token {
+                    principal: Arc::clone(&principal),
+                    expires: now + self.ttl,
+                },
+            );
+        }
+        tracing::info!(user = principal.user, "authenticated");
+        Ok((token, principal))
+    }
+
+    fn verify(&self, user: &str, password: &str) -> Result<Arc<Principal>, Status> {
+        let refused = || Status::unauthenticated("invalid user name or password");
+        let (hash, principal) = match self.users.get(user) {
+            Some(u) => (u.hash.as_str(), Some(&u.principal)),
+            None => (self.decoy.as_str(), None),
+        };
+        let parsed = PasswordHash::new(hash).map_err(|_| refused())?;
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        match principal {
+            Some(p) if ok => Ok(Arc::clone(p)),
+            _ => {
+                tracing::warn!(user, "authentication failed");
+                Err(refused())
+            }
+        }
+    }
+
+    /// The caller of a non-handshake request, from its bearer token (or
+    /// anonymous, when allowed and no token is sent).
+    pub(crate) fn check(&self, headers: &http::HeaderMap) -> Result<Arc<Principal>, Status> {
+        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+            return self.anonymous.clone().ok_or_else(|| {
+                Status::unauthenticated(
+                    "not authenticated: call Handshake with user and password, then send `authorization: Bearer <token>`",
+                )
+            });
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                Status::unauthenticated(
+                    "expected `authorization: Bearer <token>` (the token the handshake returned)",
+                )
+            })?;
+        let tokens = self
+            .tokens
+            .lock()
+            .map_err(|_| Status::internal("token table unavailable; try again"))?;
+        match tokens.get(token.trim()) {
+            Some(t) if t.expires > Instant::now() => Ok(Arc::clone(&t.principal)),
+            Some(_) => Err(Status::unauthenticated(
+                "token expired: call Handshake again",
+            )),
+            None => Err(Status::unauthenticated(
+                "unknown token (the server may have restarted): call Handshake again",
+            )),
+        }
+    }
+}
+
+/// `Basic base64(user:password)` → (user, password).
+fn parse_basic(header: &str) -> Result<(String, String), Status> {
+    let bad = || {
+        Status::invalid_argument(
+            "expected `authorization: Basic base64(user:password)` in the handshake",
+        )
+    };
+    let encoded = header.strip_prefix("Basic ").ok_or_else(bad)?;
+    // Go's Flight client (behind the ADBC drivers) sends no padding.
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let decoded = lenient.decode(encoded.trim()).map_err(|_| bad())?;
+    let text = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (user, password) = text.split_once(':').ok_or_else(bad)?;
+    Ok((user.to_string(), password.to_string()))
+}
+
+/// An argon2id hash of `password` in PHC form, with a random salt.
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}
+
+/// A tower layer that authenticates every call but the handshake.
+#[derive(Clone, Debug)]
+pub(crate) struct AuthLayer {
+    pub(crate) auth: Arc<Authenticator>,
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            auth: Arc::clone(&self.auth),
+        }
+    }
+}
+
+/// See [`AuthLayer`].
+#[derive(Clone, Debug)]
+pub(crate) struct AuthService<S> {
+    inner: S,
+    auth: Arc<Authenticator>,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for AuthService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    R: Default + Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != HANDSHAKE_PATH {
+            match self.auth.check(request.headers()) {
+                Ok(principal) => {
+                    request.extensions_mut().insert(principal);
+                }
+                Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+            }
+        }
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = call.await?;
+            malformed_is_invalid_argument(response.headers_mut());
+            Ok(response)
+        })
+    }
+}
+
+/// arrow-flight reports a command it cannot unpack (bad protobuf inside
+/// the `Any`, SQL that is not UTF-8) as `Internal`; it is the client's
+/// request that is malformed.
+fn malformed_is_invalid_argument(headers: &mut http::HeaderMap) {
+    let Some(status) = Status::from_header_map(headers) else {
+        return;
+    };
+    let message = status.message();
+    if status.code() != tonic::Code::Internal || !message.starts_with("ParseError(") {
+        return;
+    }
+    let inner = message
+        .trim_start_matches("ParseError(")
+        .trim_end_matches(')')
+        .trim_matches('"');
+    let fixed = Status::invalid_argument(format!("malformed request: {inner}"));
+    if fixed.add_header(headers).is_err() {
+        tracing::warn!("cannot rewrite a decode error's status");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+
+    #[test]
+    fn basic_headers_parse() {
+        let header = format!("Basic {}", STANDARD.encode("ann:pa:ss"));
+        assert_eq!(
+            parse_basic(&header).ok(),
+            Some(("ann".to_string(), "pa:ss".to_string()))
+        );
+        let unpadded = format!("Basic {}", STANDARD.encode("ann:pw").trim_end_matches('='));
+        assert_eq!(
+            parse_basic(&unpadded).ok(),
+            Some(("ann".to_string(), "pw".to_string()))
+        );
+        assert!(parse_basic("Bearer x").is_err());
+        assert!(parse_basic("Basic !!!").is_err());
+    }
+
+    #[test]
+    fn hashes_are_argon2id_and_verify() -> Result<(), String> {
+        let hash = hash_password("s3cret").map_err(|e| e.to_string())?;
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        let users = [UserConfig {
+            name: "ann".into(),
+            password_hash: hash,
+            grants: vec![],
+        }];
+        let auth = Authenticator::new(&ServerConfig::default(), &users)?;
+        assert!(auth.verify("ann", "s3cret").is_ok());
+        assert!(auth.verify("ann", "wrong").is_err());
+        assert!(auth.verify("bob", "s3cret").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn nobody_could_connect_without_users_or_anonymous() {
+        let e = Authenticator::new(&ServerConfig::default(), &[]).err();
+        assert!(e.is_some_and(|e| e.contains("nobody could connect")));
+    }
+}

@@ -1,0 +1,241 @@
+//! Metrics (Prometheus text format) and the HTTP endpoint that serves
+//! them: `GET /metrics`, `GET /health`.
+//!
+//! Query metrics are recorded by the Flight SQL server as queries end;
+//! source metrics (fragments, failovers, replica health) are read from the
+//! engine's replica sets at each scrape.
+
+use std::time::Duration;
+
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use spar_engine::Engine;
+use tonic::Code;
+
+type Labels = Vec<(String, String)>;
+/// Reads one counter of a source's replica set.
+type StatOf = fn(&spar_engine::ReplicaSetStats) -> u64;
+
+/// How a query ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// All rows delivered.
+    Ok,
+    /// Failed with an error (the code is counted separately).
+    Error(Code),
+    /// Cancelled by the client, a cancel request, or shutdown.
+    Cancelled,
+}
+
+impl Outcome {
+    pub(crate) fn from_code(code: Code) -> Self {
+        if code == Code::Cancelled {
+            Self::Cancelled
+        } else {
+            Self::Error(code)
+        }
+    }
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error(_) => "error",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The server's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    queries: Family<Labels, Counter>,
+    errors: Family<Labels, Counter>,
+    latency: Histogram,
+    running: Gauge,
+    rows_out: Counter,
+    bytes_out: Counter,
+}
+
+impl Metrics {
+    /// Metrics for a server over `engine` (whose sources are read at each
+    /// scrape).
+    pub fn new(engine: Engine) -> Self {
+        let mut registry = Registry::default();
+        let queries = Family::<Labels, Counter>::default();
+        let errors = Family::<Labels, Counter>::default();
+        // 1 ms to ~9 minutes.
+        let latency = Histogram::new(exponential_buckets(0.001, 2.0, 20));
+        let running = Gauge::default();
+        let rows_out = Counter::default();
+        let bytes_out = Counter::default();
+        registry.register(
+            "spar_queries",
+            "Queries finished, by outcome (ok, error, cancelled)",
+            queries.clone(),
+        );
+        registry.register(
+            "spar_query_errors",
+            "Queries that failed, by gRPC status code",
+            errors.clone(),
+        );
+        registry.register(
+            "spar_query_duration_seconds",
+            "Time from a query's start to its last row or error",
+            latency.clone(),
+        );
+        registry.register(
+            "spar_queries_running",
+            "Queries running now",
+            running.clone(),
+        );
+        registry.register(
+            "spar_rows_out",
+            "Rows sent to Flight SQL clients",
+            rows_out.clone(),
+        );
+        registry.register(
+            "spar_bytes_out",
+            "Bytes of Arrow data sent to Flight SQL clients",
+            bytes_out.clone(),
+        );
+        registry.register_collector(Box::new(SourceCollector { engine }));
+        Self {
+            registry,
+            queries,
+            errors,
+            latency,
+            running,
+            rows_out,
+            bytes_out,
+        }
+    }
+
+    pub(crate) fn query_started(&self) {
+        self.running.inc();
+    }
+
+    pub(crate) fn query_finished(&self, outcome: Outcome, took: Duration, rows: u64, bytes: u64) {
+        self.running.dec();
+        self.queries
+            .get_or_create(&vec![("outcome".into(), outcome.label().into())])
+            .inc();
+        if let Outcome::Error(code) = outcome {
+            self.query_failed_early(code);
+        }
+        self.latency.observe(took.as_secs_f64());
+        self.rows_out.inc_by(rows);
+        self.bytes_out.inc_by(bytes);
+    }
+
+    /// A query refused or failed before it started streaming.
+    pub(crate) fn query_failed_early(&self, code: Code) {
+        self.errors
+            .get_or_create(&vec![("code".into(), format!("{code:?}"))])
+            .inc();
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+/// Per-source metrics, read from the engine's replica sets.
+#[derive(Debug)]
+struct SourceCollector {
+    engine: Engine,
+}
+
+impl Collector for SourceCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats: Vec<_> = self
+            .engine
+            .sources()
+            .into_iter()
+            .filter_map(|s| s.replica_set.map(|r| (s.name, r.stats())))
+            .collect();
+        let counters: [(&str, &str, StatOf); 3] = [
+            ("spar_fragments", "Fragments run, by source", |s| s.fragments),
+            (
+                "spar_fragment_failovers",
+                "Fragment attempts that failed on a replica with a retryable error and moved on, by source",
+                |s| s.failovers,
+            ),
+            (
+                "spar_fragment_errors",
+                "Fragments that failed on every replica or with an error no replica would fix, by source",
+                |s| s.failed,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(0u64);
+            let mut family = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            for (source, s) in &stats {
+                let labels: Labels = vec![("source".into(), source.clone())];
+                ConstCounter::new(value(s)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let up = ConstGauge::new(0i64);
+        let mut family = encoder.encode_descriptor(
+            "spar_replica_up",
+            "1 when the replica's last attempt succeeded, 0 when it failed",
+            None,
+            up.metric_type(),
+        )?;
+        for (source, s) in &stats {
+            for (replica, healthy) in &s.replicas {
+                let labels: Labels = vec![
+                    ("source".into(), source.clone()),
+                    ("replica".into(), replica.clone()),
+                ];
+                ConstGauge::new(i64::from(*healthy)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Serves `/metrics` and `/health` on `listener` until `shutdown` resolves.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    metrics: std::sync::Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let for_metrics = std::sync::Arc::clone(&metrics);
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = std::sync::Arc::clone(&for_metrics);
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        m.render(),
+                    )
+                }
+            }),
+        )
+        .route("/health", get(|| async { (StatusCode::OK, "ok\n") }))
+        .fallback(|| async {
+            (StatusCode::NOT_FOUND, "try /metrics or /health\n").into_response()
+        });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,832 @@
+//! `spar serve` in-process on 127.0.0.1:0, driven by arrow-flight's
+//! `FlightSqlServiceClient` (and its raw `FlightServiceClient` where a test
+//! checks the exact gRPC status code).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{AsArray, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::{
+    Any, CommandGetDbSchemas, CommandGetPrimaryKeys, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, CancelFlightInfoRequest, CancelStatus, FlightDescriptor, FlightInfo, Ticket,
+};
+use futures::{StreamExt, TryStreamExt};
+use prost::Message;
+use spar_tests::flight::{start, start_with, Server};
+use spar_tests::harness::TestCa;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Request, Status};
+
+fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A raw Flight client to `server`, sending `token`.
+async fn connect_raw(server: &Server, token: Option<&str>) -> Raw {
+    Raw {
+        client: FlightServiceClient::new(ok(server.channel().await)),
+        token: token.map(str::to_string),
+    }
+}
+
+/// The raw Flight client, for exact status codes.
+struct Raw {
+    client: FlightServiceClient<Channel>,
+    token: Option<String>,
+}
+
+impl Raw {
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        if let Some(token) = &self.token {
+            if let Ok(value) = format!("Bearer {token}").parse() {
+                request.metadata_mut().insert("authorization", value);
+            }
+        }
+        request
+    }
+
+    async fn info(&mut self, command: impl ProstMessageExt) -> Result<FlightInfo, Status> {
+        let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
+        let request = self.request(descriptor);
+        Ok(self.client.get_flight_info(request).await?.into_inner())
+    }
+
+    async fn fetch(&mut self, ticket: Ticket) -> Result<Vec<RecordBatch>, Status> {
+        let request = self.request(ticket);
+        let stream = self.client.do_get(request).await?.into_inner();
+        FlightRecordBatchStream::new_from_flight_data(stream.map_err(FlightError::from))
+            .try_collect()
+            .await
+            .map_err(|e| match e {
+                FlightError::Tonic(status) => *status,
+                other => Status::unknown(other.to_string()),
+            })
+    }
+
+    /// Creates a prepared statement; its handle.
+    async fn prepare(&mut self, sql: &str) -> Result<bytes::Bytes, Status> {
+        let action = Action::new(
+            "CreatePreparedStatement",
+            arrow_flight::sql::ActionCreatePreparedStatementRequest {
+                query: sql.to_string(),
+                transaction_id: None,
+            }
+            .as_any()
+            .encode_to_vec(),
+        );
+        let request = self.request(action);
+        let mut results = self.client.do_action(request).await?.into_inner();
+        let body = results
+            .message()
+            .await?
+            .ok_or_else(|| Status::internal("no result"))?;
+        let any = Any::decode(body.body).map_err(|e| Status::internal(e.to_string()))?;
+        let result: arrow_flight::sql::ActionCreatePreparedStatementResult = any
+            .unpack()
+            .ok()
+            .flatten()
+            .ok_or_else(|| Status::internal("not a prepared statement result"))?;
+        Ok(result.prepared_statement_handle)
+    }
+
+    async fn query(&mut self, sql: &str) -> Result<Vec<RecordBatch>, Status> {
+        let info = self
+            .info(CommandStatementQuery {
+                query: sql.to_string(),
+                transaction_id: None,
+            })
+            .await?;
+        let ticket = ticket_of(&info);
+        self.fetch(ticket).await
+    }
+}
+
+fn ticket_of(info: &FlightInfo) -> Ticket {
+    info.endpoint
+        .first()
+        .and_then(|e| e.ticket.clone())
+        .unwrap_or_else(|| panic!("no ticket in {info:?}"))
+}
+
+/// Fetches every endpoint of `info` with the SQL client.
+async fn fetch(client: &mut FlightSqlServiceClient<Channel>, info: FlightInfo) -> Vec<RecordBatch> {
+    let mut batches = Vec::new();
+    for endpoint in info.endpoint {
+        let ticket = endpoint
+            .ticket
+            .unwrap_or_else(|| panic!("endpoint without a ticket"));
+        let stream = ok(client.do_get(ticket).await);
+        batches.extend(ok(stream.try_collect::<Vec<_>>().await));
+    }
+    batches
+}
+
+/// Rows as `a|b` lines.
+fn lines(batches: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for batch in batches {
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| ok(ArrayFormatter::try_new(c.as_ref(), &options)))
+            .collect();
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
+            out.push(cells.join("|"));
+        }
+    }
+    out
+}
+
+fn token_of(client: &FlightSqlServiceClient<Channel>) -> String {
+    client
+        .token()
+        .cloned()
+        .unwrap_or_else(|| panic!("the handshake returned no token"))
+}
+
+fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, needle: &str) {
+    match result {
+        Ok(v) => panic!("expected {code:?} ({needle}), got {v:?}"),
+        Err(s) => {
+            assert_eq!(s.code(), code, "{s}");
+            assert!(s.message().contains(needle), "expected {needle:?} in {s}");
+        }
+    }
+}
+
+const JOIN: &str = "SELECT c.name, count(*) AS n, sum(o.amount) AS total \
+                    FROM orders o JOIN customers c ON c.id = o.customer \
+                    GROUP BY c.name ORDER BY c.name";
+
+#[tokio::test]
+async fn statements_stream_the_engines_answer() {
+    let server = start("").await;
+    let mut client = server.client("ann", "ann-pw").await;
+    let info = ok(client.execute(JOIN.to_string(), None).await);
+    let schema = ok(info.clone().try_decode_schema());
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["name", "n", "total"]);
+    let got = lines(&fetch(&mut client, info).await);
+    let engine = server.engine().await;
+    let expected = spar_tests::rows(&engine.session(), JOIN).await;
+    assert_eq!(got, expected);
+    assert_eq!(got.len(), 5);
+    // A large result arrives in several batches, all rows present.
+    let mut raw = connect_raw(&server, Some(&token_of(&client))).await;
+    let big = ok(raw
+        .query("SELECT a.id * 1000 + b.id AS k FROM orders a CROSS JOIN orders b CROSS JOIN customers c")
+        .await);
+    assert_eq!(
+        big.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        50 * 50 * 5
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn authentication_is_required_and_checked() {
+    let server = start("token_ttl = \"2s\"").await;
+    // Wrong password, unknown user.
+    let mut client = FlightSqlServiceClient::new(ok(server.channel().await));
+    for (user, password) in [("ann", "nope"), ("zed", "ann-pw")] {
+        let e = client
+            .handshake(user, password)
+            .await
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.contains("valid authentication credentials")
+                    && e.contains("invalid user name or password")),
+            "{user}: {e:?}"
+        );
+    }
+    // No token, a made-up token.
+    let mut anonymous = connect_raw(&server, None).await;
+    assert_code(
+        anonymous.query("SELECT 1").await,
+        Code::Unauthenticated,
+        "not authenticated",
+    );
+    let mut forged = connect_raw(&server, Some("forged")).await;
+    assert_code(
+        forged.query("SELECT 1").await,
+        Code::Unauthenticated,
+        "unknown token",
+    );
+    // A good token works until it expires.
+    let client = server.client("ann", "ann-pw").await;
+    let mut raw = connect_raw(&server, Some(&token_of(&client))).await;
+    assert_eq!(lines(&ok(raw.query("SELECT 1 + 1").await)), ["2"]);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_code(
+        raw.query("SELECT 1").await,
+        Code::Unauthenticated,
+        "token expired",
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn anonymous_access_only_when_configured() {
+    let server = start("allow_anonymous = true\nanonymous_grants = [\"crm\"]").await;
+    let mut anonymous = connect_raw(&server, None).await;
+    assert_eq!(
+        lines(&ok(anonymous.query("SELECT count(*) FROM customers").await)),
+        ["5"]
+    );
+    assert_code(
+        anonymous.query("SELECT count(*) FROM orders").await,
+        Code::PermissionDenied,
+        "user `anonymous` may not read `sales.main.orders`",
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn prepared_statements_bind_parameters() {
+    let server = start("").await;
+    let mut client = server.client("ann", "ann-pw").await;
+    let mut prepared = ok(client
+        .prepare(
+            "SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.customer \
+             WHERE o.amount > $1 AND c.name = $2 ORDER BY o.id"
+                .to_string(),
+            None,
+        )
+        .await);
+    let params = ok(prepared.parameter_schema()).clone();
+    let described: Vec<(String, DataType)> = params
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .collect();
+    assert_eq!(
+        described,
+        [
+            ("$1".to_string(), DataType::Int64),
+            ("$2".to_string(), DataType::Utf8)
+        ]
+    );
+    let dataset: Vec<String> = ok(prepared.dataset_schema())
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(dataset, ["id", "name"]);
+    for (min, name, expected) in [
+        (300i64, "bob", vec!["31|bob", "36|bob", "41|bob", "46|bob"]),
+        (450, "ann", vec!["50|ann"]),
+    ] {
+        let batch = ok(RecordBatch::try_new(
+            Arc::new(params.clone()),
+            vec![
+                Arc::new(Int64Array::from(vec![min])),
+                Arc::new(arrow::array::StringArray::from(vec![name])),
+            ],
+        ));
+        ok(prepared.set_parameters(batch));
+        let info = ok(prepared.execute().await);
+        assert_eq!(lines(&fetch(&mut client, info).await), expected);
+    }
+    // Without parameters: a clear error; after close: unknown.
+    let mut raw = connect_raw(&server, Some(&token_of(&client))).await;
+    let handle = ok(raw.prepare("SELECT $1 + 1").await);
+    let execute = |handle: &bytes::Bytes| arrow_flight::sql::CommandPreparedStatementQuery {
+        prepared_statement_handle: handle.clone(),
+    };
+    assert_code(
+        raw.info(execute(&handle)).await,
+        Code::InvalidArgument,
+        "bind them with DoPut first",
+    );
+    let close = Action::new(
+        "ClosePreparedStatement",
+        arrow_flight::sql::ActionClosePreparedStatementRequest {
+            prepared_statement_handle: handle.clone(),
+        }
+        .as_any()
+        .encode_to_vec(),
+    );
+    let request = raw.request(close);
+    ok(raw.client.do_action(request).await);
+    assert_code(
+        raw.info(execute(&handle)).await,
+        Code::NotFound,
+        "unknown prepared statement handle",
+    );
+    // Another user cannot use ann's statement.
+    let olly = server.client("olly", "olly-pw").await;
+    let mut other = connect_raw(&server, Some(&token_of(&olly))).await;
+    let ann_statement = ok(raw.prepare("SELECT 1").await);
+    assert_code(
+        other.info(execute(&ann_statement)).await,
+        Code::NotFound,
+        "unknown prepared statement handle",
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn metadata_commands_follow_the_spec_filters() {
+    let server = start("").await;
+    let mut client = server.client("ann", "ann-pw").await;
+    let catalogs = ok(client.get_catalogs().await);
+    assert_eq!(lines(&fetch(&mut client, catalogs).await), ["crm", "sales"]);
+    let schemas = ok(client
+        .get_db_schemas(CommandGetDbSchemas {
+            catalog: Some("sales".into()),
+            db_schema_filter_pattern: Some("m%".into()),
+        })
+        .await);
+    assert_eq!(lines(&fetch(&mut client, schemas).await), ["sales|main"]);
+    let tables = ok(client
+        .get_tables(CommandGetTables {
+            catalog: None,
+            db_schema_filter_pattern: None,
+            table_name_filter_pattern: Some("%er%".into()),
+            table_types: vec!["TABLE".into()],
+            include_schema: true,
+        })
+        .await);
+    let batches = fetch(&mut client, tables).await;
+    let names: Vec<String> = lines(&batches)
+        .iter()
+        .map(|l| l.split('|').take(4).collect::<Vec<_>>().join("."))
+        .collect();
+    assert_eq!(
+        names,
+        ["crm.main.customers.TABLE", "sales.main.orders.TABLE"]
+    );
+    let schema_bytes = batches[0].column(4).as_binary::<i32>().value(1).to_vec();
+    let orders = ok(Schema::try_from(arrow_flight::IpcMessage(
+        schema_bytes.into(),
+    )));
+    let columns: Vec<&str> = orders.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(columns, ["id", "customer", "amount"]);
+    let types = ok(client.get_table_types().await);
+    assert_eq!(lines(&fetch(&mut client, types).await), ["TABLE", "VIEW"]);
+    let keys = ok(client
+        .get_primary_keys(CommandGetPrimaryKeys {
+            catalog: Some("sales".into()),
+            db_schema: None,
+            table: "orders".into(),
+        })
+        .await);
+    let keys = lines(&fetch(&mut client, keys).await);
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        keys[0].starts_with("sales|main|orders|id|") && keys[0].ends_with("|1"),
+        "{keys:?}"
+    );
+    let info = ok(client
+        .get_sql_info(vec![
+            SqlInfo::FlightSqlServerName,
+            SqlInfo::FlightSqlServerReadOnly,
+        ])
+        .await);
+    let info = fetch(&mut client, info).await;
+    assert_eq!(info[0].num_rows(), 2);
+    let rendered = lines(&info).join(";");
+    assert!(
+        rendered.contains("Spar") && rendered.contains("true"),
+        "{rendered}"
+    );
+    let xdbc = ok(client
+        .get_xdbc_type_info(CommandGetXdbcTypeInfo { data_type: Some(4) })
+        .await);
+    let xdbc = lines(&fetch(&mut client, xdbc).await);
+    assert_eq!(xdbc.len(), 1, "{xdbc:?}");
+    assert!(xdbc[0].starts_with("INTEGER|4|"), "{xdbc:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn grants_hide_and_refuse_what_a_user_may_not_read() {
+    let server = start("").await;
+    let mut olly = server.client("olly", "olly-pw").await;
+    let catalogs = ok(olly.get_catalogs().await);
+    assert_eq!(lines(&fetch(&mut olly, catalogs).await), ["sales"]);
+    let tables = ok(olly
+        .get_tables(CommandGetTables {
+            catalog: None,
+            db_schema_filter_pattern: None,
+            table_name_filter_pattern: None,
+            table_types: vec![],
+            include_schema: false,
+        })
+        .await);
+    let tables = lines(&fetch(&mut olly, tables).await);
+    assert_eq!(tables, ["sales|main|orders|TABLE"]);
+    let mut raw = connect_raw(&server, Some(&token_of(&olly))).await;
+    assert_eq!(
+        lines(&ok(raw.query("SELECT count(*) FROM orders").await)),
+        ["50"]
+    );
+    for sql in [
+        "SELECT * FROM secrets",
+        "SELECT * FROM sales.main.secrets",
+        "SELECT * FROM orders JOIN customers ON customers.id = orders.customer",
+    ] {
+        let e = raw.query(sql).await;
+        assert_code(e, Code::PermissionDenied, "user `olly` may not read");
+    }
+    let listed = ok(raw
+        .query("SELECT table_catalog, table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1, 2")
+        .await);
+    assert_eq!(lines(&listed), ["sales|orders"]);
+    // Not-found hints do not reveal tables the user may not read.
+    let e = raw.query("SELECT * FROM sales.main.nope").await;
+    assert_code(e, Code::NotFound, "has tables orders.");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn errors_map_to_status_codes_and_the_server_keeps_serving() {
+    let server = start("").await;
+    let client = server.client("ann", "ann-pw").await;
+    let token = token_of(&client);
+    let mut raw = connect_raw(&server, Some(&token)).await;
+    assert_code(
+        raw.query("SELEC 1").await,
+        Code::InvalidArgument,
+        "syntax error",
+    );
+    assert_code(
+        raw.query("SELECT * FROM nowhere").await,
+        Code::NotFound,
+        "table `nowhere` not found",
+    );
+    assert_code(
+        raw.query("SELECT nope FROM orders").await,
+        Code::InvalidArgument,
+        "nope",
+    );
+    assert_code(
+        raw.query("DROP TABLE orders").await,
+        Code::InvalidArgument,
+        "Spar is read-only",
+    );
+    // Garbage tickets: not protobuf; a statement ticket with garbage inside.
+    assert_code(
+        raw.fetch(Ticket::new(vec![0xff, 0x00, 0x13])).await,
+        Code::InvalidArgument,
+        "",
+    );
+    let garbage = TicketStatementQuery {
+        statement_handle: vec![0xff; 7].into(),
+    };
+    assert_code(
+        raw.fetch(Ticket::new(garbage.as_any().encode_to_vec()))
+            .await,
+        Code::InvalidArgument,
+        "malformed statement ticket",
+    );
+    // Invalid UTF-8 in the SQL.
+    let mut bad_sql = CommandStatementQuery {
+        query: "SELECT 1".into(),
+        transaction_id: None,
+    }
+    .encode_to_vec();
+    let at = bad_sql.len() - 1;
+    bad_sql[at] = 0xff;
+    let any = Any {
+        type_url: CommandStatementQuery::type_url().to_string(),
+        value: bad_sql.into(),
+    };
+    let request = raw.request(FlightDescriptor::new_cmd(any.encode_to_vec()));
+    assert_code(
+        raw.client.get_flight_info(request).await.map(|_| ()),
+        Code::InvalidArgument,
+        "malformed request",
+    );
+    // Unknown prepared-statement handle; an oversized parameter batch.
+    let close = Action::new(
+        "ClosePreparedStatement",
+        arrow_flight::sql::ActionClosePreparedStatementRequest {
+            prepared_statement_handle: b"no-such-handle".to_vec().into(),
+        }
+        .as_any()
+        .encode_to_vec(),
+    );
+    let request = raw.request(close);
+    assert_code(
+        raw.client.do_action(request).await.map(|_| ()),
+        Code::NotFound,
+        "unknown prepared statement handle",
+    );
+    let mut sql_client = server.client("ann", "ann-pw").await;
+    let mut prepared = ok(sql_client
+        .prepare("SELECT $1 + 1 AS x".to_string(), None)
+        .await);
+    let many = ok(RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("$1", DataType::Int64, true)])),
+        vec![Arc::new(Int64Array::from_iter_values(0..10_000))],
+    ));
+    ok(prepared.set_parameters(many));
+    let e = prepared.execute().await.err().map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|e| e.contains("expected one row of parameters")),
+        "{e:?}"
+    );
+    // A source that went away: Unavailable, naming the source.
+    ok(std::fs::remove_file(server.dir.path().join("crm.db")));
+    assert_code(
+        raw.query("SELECT * FROM customers").await,
+        Code::Unavailable,
+        "crm",
+    );
+    // And after all that, the server still answers.
+    assert_eq!(
+        lines(&ok(raw.query("SELECT count(*) FROM orders").await)),
+        ["50"]
+    );
+    server.stop().await;
+}
+
+/// A query that runs for minutes unless stopped.
+const ENDLESS: &str = "SELECT count(*) FROM generate_series(1, 100000000000)";
+
+#[tokio::test]
+async fn limits_give_clear_errors_and_free_their_slots() {
+    let server = start(
+        "[server.limits]\nmax_concurrent_queries_per_user = 1\nquery_timeout = \"1s\"\nquery_memory = \"1MiB\"\nmax_result_rows = 20",
+    )
+    .await;
+    let client = server.client("ann", "ann-pw").await;
+    let mut raw = connect_raw(&server, Some(&token_of(&client))).await;
+    assert_code(
+        raw.query("SELECT id FROM orders").await,
+        Code::ResourceExhausted,
+        "more than 20 rows (server.limits.max_result_rows)",
+    );
+    assert_eq!(
+        ok(raw.query("SELECT id FROM orders LIMIT 20").await)
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>(),
+        20
+    );
+    assert_code(
+        raw.query(ENDLESS).await,
+        Code::DeadlineExceeded,
+        "server.limits.query_timeout",
+    );
+    assert_code(
+        raw.query(
+            "SELECT count(*) FROM generate_series(1, 300000) a JOIN generate_series(1, 300000) b ON a.value = b.value",
+        )
+        .await,
+        Code::ResourceExhausted,
+        "server.limits.query_memory",
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn concurrency_limits_refuse_and_free_their_slots() {
+    let server = start(
+        "allow_anonymous = true\n[server.limits]\nmax_concurrent_queries_per_user = 1\nmax_concurrent_queries = 2",
+    )
+    .await;
+    let ann = server.client("ann", "ann-pw").await;
+    let olly = server.client("olly", "olly-pw").await;
+    let mut raw = connect_raw(&server, Some(&token_of(&ann))).await;
+    let mut other = connect_raw(&server, Some(&token_of(&olly))).await;
+    // One query at a time per user: a second is refused while the first
+    // runs, and admitted once the first is gone.
+    let info = ok(raw
+        .info(CommandStatementQuery {
+            query: "SELECT value FROM generate_series(1, 100000000)".into(),
+            transaction_id: None,
+        })
+        .await);
+    let first = {
+        let request = raw.request(ticket_of(&info));
+        ok(raw.client.do_get(request).await).into_inner()
+    };
+    assert_code(
+        raw.query("SELECT 1").await,
+        Code::ResourceExhausted,
+        "max_concurrent_queries_per_user",
+    );
+    // Two queries on the server at most: olly's second one is refused.
+    let info_olly = ok(other
+        .info(CommandStatementQuery {
+            query: ENDLESS.into(),
+            transaction_id: None,
+        })
+        .await);
+    let olly_first = {
+        let request = other.request(ticket_of(&info_olly));
+        ok(other.client.do_get(request).await).into_inner()
+    };
+    let mut anonymous = connect_raw(&server, None).await;
+    assert_code(
+        anonymous.query("SELECT 1").await,
+        Code::ResourceExhausted,
+        "the server already runs 2 queries (server.limits.max_concurrent_queries)",
+    );
+    drop(olly_first);
+    drop(first);
+    let mut admitted = false;
+    for _ in 0..50 {
+        if raw.query("SELECT 1").await.is_ok() {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(admitted, "the first query's slot was not freed");
+    let metrics = server.metrics_text("/metrics").await;
+    assert!(metrics.contains("spar_queries_running 0"), "{metrics}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_flight_info_stops_a_running_query() {
+    let server = start("").await;
+    let client = server.client("ann", "ann-pw").await;
+    let mut raw = connect_raw(&server, Some(&token_of(&client))).await;
+    let info = ok(raw
+        .info(CommandStatementQuery {
+            query: ENDLESS.into(),
+            transaction_id: None,
+        })
+        .await);
+    let request = raw.request(ticket_of(&info));
+    let mut stream = ok(raw.client.do_get(request).await).into_inner();
+    // Let it start, then cancel through the action.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut other = connect_raw(&server, Some(&token_of(&client))).await;
+    let result = ok(cancel(&mut other, info.clone()).await);
+    assert_eq!(result, CancelStatus::Cancelled);
+    let mut error = None;
+    while let Some(item) = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .unwrap_or(None)
+    {
+        if let Err(status) = item {
+            error = Some(status);
+            break;
+        }
+    }
+    let error = error.unwrap_or_else(|| panic!("the cancelled query ended without an error"));
+    assert_eq!(error.code(), Code::Cancelled, "{error}");
+    // Cancelling again: nothing runs under that id any more.
+    let again = ok(cancel(&mut other, info).await);
+    assert_eq!(again, CancelStatus::NotCancellable);
+    server.stop().await;
+}
+
+/// `CancelFlightInfo` through the plain Flight client, with the token.
+async fn cancel(raw: &mut Raw, info: FlightInfo) -> Result<CancelStatus, Status> {
+    let action = Action::new(
+        "CancelFlightInfo",
+        CancelFlightInfoRequest::new(info).encode_to_vec(),
+    );
+    let request = raw.request(action);
+    let mut results = raw.client.do_action(request).await?.into_inner();
+    let body = results
+        .message()
+        .await?
+        .ok_or_else(|| Status::internal("no result"))?;
+    let result = arrow_flight::CancelFlightInfoResult::decode(body.body)
+        .map_err(|e| Status::internal(e.to_string()))?;
+    Ok(result.status())
+}
+
+#[tokio::test]
+async fn metrics_and_health_are_served() {
+    let server = start("").await;
+    let client = server.client("ann", "ann-pw").await;
+    let mut raw = connect_raw(&server, Some(&token_of(&client))).await;
+    ok(raw.query(JOIN).await);
+    let _ = raw.query("SELECT * FROM nowhere").await;
+    let health = server.metrics_text("/health").await;
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
+        "{health}"
+    );
+    let text = server.metrics_text("/metrics").await;
+    for needle in [
+        "spar_queries_total{outcome=\"ok\"} 1",
+        "spar_query_errors_total{code=\"NotFound\"} 1",
+        "spar_query_duration_seconds_count 1",
+        "spar_rows_out_total 5",
+        "spar_fragments_total{source=\"sales\"}",
+        "spar_fragments_total{source=\"crm\"}",
+        "spar_replica_up{source=\"sales\",replica=",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tls_and_mutual_tls() {
+    let mut ca = ok(TestCa::new("spar-test-ca"));
+    let server = start_with("", Some((&mut ca, false))).await;
+    let mut client = server.client("ann", "ann-pw").await;
+    let info = ok(client
+        .execute("SELECT count(*) FROM orders".into(), None)
+        .await);
+    assert_eq!(lines(&fetch(&mut client, info).await), ["50"]);
+    // Plain gRPC to a TLS port fails.
+    let plain = Endpoint::new(format!("http://{}", server.addr))
+        .map(|e| e.connect_timeout(Duration::from_secs(5)));
+    let plain = ok(plain).connect().await;
+    let refused = match plain {
+        Err(_) => true,
+        Ok(channel) => FlightSqlServiceClient::new(channel)
+            .handshake("ann", "ann-pw")
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a plain-text client got through to a TLS server");
+    server.stop().await;
+
+    // mTLS: a client certificate from the CA is required.
+    let server = start_with("", Some((&mut ca, true))).await;
+    let mut client = server.client("ann", "ann-pw").await;
+    let info = ok(client.execute("SELECT 1".into(), None).await);
+    assert_eq!(lines(&fetch(&mut client, info).await), ["1"]);
+    let without_cert = {
+        let tls = server.tls.as_ref().map(|t| {
+            ClientTlsConfig::new()
+                .ca_certificate(t.ca.clone())
+                .domain_name("localhost")
+        });
+        let endpoint = ok(Endpoint::new(format!("https://{}", server.addr)));
+        let endpoint = ok(endpoint.tls_config(tls.unwrap_or_default()));
+        match endpoint.connect().await {
+            Err(_) => true,
+            Ok(channel) => FlightSqlServiceClient::new(channel)
+                .handshake("ann", "ann-pw")
+                .await
+                .is_err(),
+        }
+    };
+    assert!(
+        without_cert,
+        "a client without a certificate got through with mTLS on"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_queries_finish_then_cancels_them() {
+    let server = start("shutdown_grace = \"1s\"").await;
+    let client = server.client("ann", "ann-pw").await;
+    let mut raw = connect_raw(&server, Some(&token_of(&client))).await;
+    let info = ok(raw
+        .info(CommandStatementQuery {
+            query: ENDLESS.into(),
+            transaction_id: None,
+        })
+        .await);
+    let request = raw.request(ticket_of(&info));
+    let mut stream = ok(raw.client.do_get(request).await).into_inner();
+    let started = std::time::Instant::now();
+    let addr = server.addr;
+    server.stop().await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "the running query got no grace period ({elapsed:?})"
+    );
+    let mut status = None;
+    while let Some(item) = stream.next().await {
+        if let Err(s) = item {
+            status = Some(s);
+            break;
+        }
+    }
+    let status =
+        status.unwrap_or_else(|| panic!("the query ended without an error after shutdown"));
+    assert!(
+        matches!(
+            status.code(),
+            Code::Cancelled | Code::Unavailable | Code::Unknown
+        ),
+        "{status}"
+    );
+    // Nothing listens any more.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
