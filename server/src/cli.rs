@@ -12,6 +12,8 @@ use tokio::runtime::Runtime;
 
 use crate::error::CliError;
 use crate::output::{Format, Writer};
+use crate::remote::Remote;
+use crate::shell::Backend;
 
 /// Spar: one SQL query over many databases and files.
 #[derive(Debug, Parser)]
@@ -29,7 +31,7 @@ pub struct Cli {
 enum Command {
     /// Run SQL and print the result (SQL as an argument, from -f FILE, or on stdin).
     Query(QueryArgs),
-    /// Interactive SQL shell (also reads statements piped to stdin).
+    /// Interactive SQL shell, local or on a Flight SQL server (also reads statements piped to stdin).
     Shell(ShellArgs),
     /// Write the demo dataset (TPC-H in SQLite replicas and Parquet) and open the shell on it.
     Demo(DemoArgs),
@@ -69,9 +71,18 @@ struct QueryArgs {
 
 #[derive(Debug, Args)]
 struct ShellArgs {
-    /// The configuration file.
+    /// The configuration file (of the embedded engine; unused with --connect).
     #[arg(short = 'c', long, default_value = "spar.toml", env = "SPAR_CONFIG")]
     config: PathBuf,
+    /// Run statements on a Flight SQL server: grpc://host:port or grpc+tls://host:port.
+    #[arg(long, value_name = "URL")]
+    connect: Option<String>,
+    /// The user to authenticate as (password from SPAR_PASSWORD, else asked for).
+    #[arg(long, requires = "connect")]
+    user: Option<String>,
+    /// PEM file of the CA that signed the server's certificate (default: the system's roots).
+    #[arg(long, requires = "connect", value_name = "FILE")]
+    ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -102,9 +113,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     let result = match cli.command {
         Command::Query(args) => query(&runtime, args),
-        Command::Shell(args) => {
-            open_engine(&runtime, &args.config).and_then(|s| crate::shell::run(&runtime, &s))
-        }
+        Command::Shell(args) => shell(&runtime, args),
         Command::Demo(args) => demo(&runtime, args),
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::HashPassword => hash_password(),
@@ -118,6 +127,31 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn shell(runtime: &Runtime, args: ShellArgs) -> Result<(), CliError> {
+    let Some(url) = args.connect else {
+        let session = open_engine(runtime, &args.config)?;
+        return crate::shell::run(runtime, &Backend::Local(session));
+    };
+    let password = match &args.user {
+        None => None,
+        Some(user) => Some(match std::env::var("SPAR_PASSWORD") {
+            Ok(p) => p,
+            Err(_) => rpassword::prompt_password(format!("Password for {user}: ")).map_err(
+                CliError::io(
+                    "cannot read the password (set SPAR_PASSWORD when there is no terminal)",
+                ),
+            )?,
+        }),
+    };
+    let remote = runtime.block_on(Remote::connect(
+        &url,
+        args.user.as_deref(),
+        password.as_deref(),
+        args.ca.as_deref(),
+    ))?;
+    crate::shell::run(runtime, &Backend::Remote(remote))
 }
 
 async fn serve(args: ServeArgs) -> Result<(), CliError> {
@@ -262,7 +296,7 @@ fn demo(runtime: &Runtime, args: DemoArgs) -> Result<(), CliError> {
         )),
         None => {
             eprintln!("Demo data in {}; try: SELECT * FROM orders LIMIT 5;  (\\d lists tables, \\q quits)", args.dir.display());
-            crate::shell::run(runtime, &session)
+            crate::shell::run(runtime, &Backend::Local(session))
         }
     }
 }

@@ -35,6 +35,15 @@ pub enum CliError {
         message: String,
     },
 
+    /// A Flight SQL server refused a call; the message is the server's.
+    #[error("{message}")]
+    Remote {
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The server's message.
+        message: String,
+    },
+
     /// The Flight SQL server could not start or failed.
     #[error("{0}")]
     Serve(String),

@@ -8,7 +8,9 @@
 //!   grants, limits, cancellation.
 //! - [`metrics`]: Prometheus metrics and the `/metrics`, `/health` endpoint.
 //! - [`output`]: result formats: table, CSV (PostgreSQL's conventions), JSON.
-//! - [`shell`]: the interactive shell (rustyline), also reading piped input.
+//! - [`shell`]: the interactive shell (rustyline), also reading piped input,
+//!   on an embedded engine or a Flight SQL server.
+//! - [`remote`]: the Flight SQL client behind `spar shell --connect`.
 //! - [`demo`]: writes the demo dataset (TPC-H in SQLite replicas and
 //!   Parquet) and its `spar.toml`.
 //! - [`error`]: the one error type, [`error::CliError`].
@@ -20,5 +22,6 @@ pub mod error;
 pub mod flight;
 pub mod metrics;
 pub mod output;
+pub mod remote;
 pub mod shell;
 pub mod tpch;

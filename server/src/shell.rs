@@ -1,4 +1,5 @@
-//! `spar shell`: interactive SQL.
+//! `spar shell`: interactive SQL, on an embedded engine or (with
+//! `--connect`) on a Flight SQL server.
 //!
 //! Statements end with `;` and may span lines. Meta-commands start with a
 //! backslash: `\q` quits, `\d` lists tables, `\d NAME` describes one,
@@ -11,6 +12,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use datafusion::sql::parser::{DFParserBuilder, Statement};
+use futures::StreamExt;
 use rustyline::error::ReadlineError;
 use rustyline::DefaultEditor;
 use spar_engine::Session;
@@ -18,7 +21,75 @@ use tokio::runtime::Runtime;
 
 use crate::cli::run_statement;
 use crate::error::CliError;
-use crate::output::Format;
+use crate::output::{Format, Writer};
+use crate::remote::Remote;
+
+/// What the shell runs statements on: an embedded engine, or a Flight SQL
+/// server (`spar shell --connect`). Both take the same commands.
+#[derive(Debug)]
+pub enum Backend {
+    /// A local session of an embedded engine.
+    Local(Session),
+    /// A Flight SQL server.
+    Remote(Remote),
+}
+
+/// One statement to run.
+enum Stmt {
+    /// Parsed (locally, or to split text for a server).
+    Parsed(Statement),
+    /// Text that did not parse here: the server reports the error.
+    Text(String),
+}
+
+impl Backend {
+    fn split(&self, sql: &str) -> Result<Vec<Stmt>, CliError> {
+        match self {
+            Self::Local(session) => Ok(session.parse(sql)?.into_iter().map(Stmt::Parsed).collect()),
+            Self::Remote(_) => {
+                let parsed = DFParserBuilder::new(sql)
+                    .build()
+                    .and_then(|mut p| p.parse_statements());
+                Ok(match parsed {
+                    Ok(statements) => statements.into_iter().map(Stmt::Parsed).collect(),
+                    Err(_) => vec![Stmt::Text(sql.trim().trim_end_matches(';').to_string())],
+                })
+            }
+        }
+    }
+
+    /// Runs one statement and writes its result as a table; its rows.
+    async fn run(&self, statement: Stmt, out: &mut impl Write) -> Result<usize, CliError> {
+        match (self, statement) {
+            (Self::Local(session), Stmt::Parsed(s)) => {
+                run_statement(session, s, Format::Table, out).await
+            }
+            (Self::Local(session), Stmt::Text(sql)) => {
+                let mut rows = 0;
+                for s in session.parse(&sql)? {
+                    rows = run_statement(session, s, Format::Table, out).await?;
+                }
+                Ok(rows)
+            }
+            (Self::Remote(remote), statement) => {
+                let sql = match statement {
+                    Stmt::Parsed(s) => s.to_string(),
+                    Stmt::Text(sql) => sql,
+                };
+                let (schema, mut stream) = remote.query(&sql).await?;
+                let mut writer = Writer::new(Format::Table, out, schema);
+                let mut rows = 0;
+                while let Some(batch) = stream.next().await {
+                    let batch = batch?;
+                    rows += batch.num_rows();
+                    writer.write(&batch)?;
+                }
+                writer.finish()?;
+                Ok(rows)
+            }
+        }
+    }
+}
 
 const HELP: &str = "\
   \\q            quit
@@ -94,7 +165,7 @@ fn history_path() -> Option<PathBuf> {
 }
 
 /// Runs the shell until `\q` or end of input.
-pub fn run(runtime: &Runtime, session: &Session) -> Result<(), CliError> {
+pub fn run(runtime: &Runtime, session: &Backend) -> Result<(), CliError> {
     let mut input = Input::open();
     let mut buffer = String::new();
     let mut timing = false;
@@ -160,7 +231,7 @@ enum Meta {
     Failed(CliError),
 }
 
-fn meta(runtime: &Runtime, session: &Session, command: &str, timing: &mut bool) -> Meta {
+fn meta(runtime: &Runtime, session: &Backend, command: &str, timing: &mut bool) -> Meta {
     let mut parts = command.splitn(2, char::is_whitespace);
     let name = parts.next().unwrap_or_default();
     let arg = parts.next().map(str::trim).filter(|a| !a.is_empty());
@@ -219,13 +290,13 @@ fn ends_statement(sql: &str) -> bool {
 
 /// Runs every statement in `sql`, printing results as tables; Ctrl-C
 /// cancels the running statement (dropping it stops its fragments).
-fn execute(runtime: &Runtime, session: &Session, sql: &str, timing: bool) -> Result<(), CliError> {
-    for statement in session.parse(sql)? {
+fn execute(runtime: &Runtime, session: &Backend, sql: &str, timing: bool) -> Result<(), CliError> {
+    for statement in session.split(sql)? {
         let started = Instant::now();
         let mut out = std::io::stdout().lock();
         let rows = runtime.block_on(async {
             tokio::select! {
-                rows = run_statement(session, statement, Format::Table, &mut out) => rows,
+                rows = session.run(statement, &mut out) => rows,
                 _ = tokio::signal::ctrl_c() => Err(CliError::Cancelled),
             }
         })?;

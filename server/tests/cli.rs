@@ -476,3 +476,125 @@ fn unconvertible_values_name_the_column() {
         "{e}"
     );
 }
+
+/// `spar serve` on the demo data with user `ann` (hash from `spar
+/// hash-password`); its address and the child.
+fn serve_demo() -> (String, std::process::Child) {
+    use std::io::BufRead;
+    let mut hash = spar()
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(mut input) = hash.stdin.take() {
+        input
+            .write_all(b"ann-pw\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let hash = hash.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let hash = text(&hash.stdout).trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let demo =
+        std::fs::read_to_string(demo_dir().join("spar.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let config = demo_dir().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!("{demo}\n[server]\nshutdown_grace = \"1s\"\n[[users]]\nname = \"ann\"\npassword_hash = \"{hash}\"\ngrants = [\"*\"]\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = spar()
+        .args(["serve", "--listen", "127.0.0.1:0", "-c"])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("spar serve exited before listening"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(addr) = line.strip_prefix("spar: serving Flight SQL on ") {
+            break addr.to_string();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (address, child)
+}
+
+fn remote_shell(address: &str, password: &str, stdin: &str) -> Output {
+    let mut child = spar()
+        .args(["shell", "--connect", address, "--user", "ann"])
+        .env("SPAR_PASSWORD", password)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(stdin.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    child.wait_with_output().unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn the_shell_works_over_flight_sql() {
+    let (address, mut server) = serve_demo();
+    assert!(address.starts_with("grpc://127.0.0.1:"), "{address}");
+    let out = remote_shell(
+        &address,
+        "ann-pw",
+        "\\d\n\\d orders\nSELECT count(*) AS n\n  FROM customer;\nSELEC 1;\nSELECT 40 + 2 AS answer; SELECT 'two' AS second;\n\\timing\nSELECT 1;\n\\q\n",
+    );
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    let listed = |source: &str, table: &str| {
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("| {source} ")) && l.contains(&format!("| {table} ")))
+    };
+    assert!(
+        listed("sales", "orders") && listed("catalog", "region"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("o_orderdate") && stdout.contains("Date32"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("| 1500 |"), "{stdout}");
+    assert!(
+        stderr.contains("ERROR: syntax error at line 1, column 1"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("| 42     |") && stdout.contains("| two    |"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Time: "), "{stdout}");
+    assert!(
+        !out.status.success(),
+        "the syntax error should fail piped input"
+    );
+
+    let refused = remote_shell(&address, "wrong", "SELECT 1;\n");
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("invalid user name or password"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    // SIGTERM: a graceful stop with exit status 0.
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(killed.success());
+    let status = server.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "spar serve exited with {status}");
+}
