@@ -329,3 +329,39 @@ async fn replicas_report_their_role_and_serve_after_the_primary_dies() {
         vec!["6"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn giving_up_before_the_first_row_kills_the_query() {
+    use mysql_async::prelude::Queryable;
+    let server = ok(MariaDbServer::start().await);
+    ok(server.create_database("slow").await);
+    ok(server.execute("slow", "CREATE TABLE t (x INT)").await);
+    ok(server
+        .execute("slow", "INSERT INTO t SELECT seq FROM seq_1_to_2000")
+        .await);
+    let engine = engine(vec![server.url("slow")]).await;
+    // Pushed whole: MariaDB sends nothing until it has counted 8e9 rows.
+    let sql = "SELECT count(*) FROM my.slow.t a CROSS JOIN my.slow.t b CROSS JOIN my.slow.t c";
+    let mut stream = ok(ok(engine.session().sql(sql).await).execute_stream().await);
+    let waited = tokio::time::timeout(Duration::from_millis(1500), stream.next()).await;
+    assert!(
+        waited.is_err(),
+        "the query finished too soon to test anything"
+    );
+    drop(stream);
+    let mut conn = ok(server.connect("slow").await);
+    let mut running = None;
+    for _ in 0..50 {
+        running = ok(conn
+            .query_first::<i64, _>(
+                "SELECT count(*) FROM information_schema.processlist \
+                 WHERE info LIKE '%CROSS JOIN%' AND id <> connection_id()",
+            )
+            .await);
+        if running == Some(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(running, Some(0), "MariaDB still runs the abandoned query");
+}

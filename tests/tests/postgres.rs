@@ -321,3 +321,44 @@ async fn replicas_report_their_role_and_serve_after_the_primary_dies() {
         vec!["6"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn giving_up_before_the_first_row_cancels_the_query() {
+    let server = ok(PgServer::start().await);
+    ok(server.create_database("slow").await);
+    ok(server
+        .execute(
+            "slow",
+            "CREATE TABLE t AS SELECT g AS x FROM generate_series(1, 2000) g; ANALYZE t;",
+        )
+        .await);
+    let engine = engine(vec![server.url("slow")]).await;
+    // Pushed whole: PostgreSQL holds back even the COPY's start until it
+    // has counted 8e9 rows.
+    let sql =
+        "SELECT count(*) FROM pg.public.t a CROSS JOIN pg.public.t b CROSS JOIN pg.public.t c";
+    let mut stream = ok(ok(engine.session().sql(sql).await).execute_stream().await);
+    let waited = tokio::time::timeout(Duration::from_millis(1500), stream.next()).await;
+    assert!(
+        waited.is_err(),
+        "the query finished too soon to test anything"
+    );
+    drop(stream);
+    let client = ok(server.connect("slow").await);
+    let mut running: i64 = -1;
+    for _ in 0..50 {
+        running = ok(client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE state = 'active' AND query LIKE '%CROSS JOIN%' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await)
+        .get(0);
+        if running == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(running, 0, "PostgreSQL still runs the abandoned query");
+}

@@ -376,8 +376,16 @@ impl Reader {
         ready: oneshot::Sender<Result<()>>,
     ) {
         let connection_id = conn.id();
-        let abandoned = {
-            let mut result = match conn.exec_iter(sql.as_str(), ()).await {
+        let mut ready = ready;
+        let abandoned = 'run: {
+            // MySQL sends nothing until a slow query has its first row (an
+            // aggregate: until the end): a consumer that gives up during
+            // that wait is noticed at once, not when the query is done.
+            let started = tokio::select! {
+                started = conn.exec_iter(sql.as_str(), ()) => started,
+                () = ready.closed() => break 'run true,
+            };
+            let mut result = match started {
                 Ok(result) => result,
                 Err(e) => {
                     let _ = ready.send(Err(my_error(&e, &self.target)));

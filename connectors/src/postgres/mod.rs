@@ -477,20 +477,38 @@ impl Connector for PostgresConnector {
                 aliases.join(", ")
             )
         };
-        let copy = client
-            .copy_out(&copy_sql)
-            .await
-            .map_err(|e| pg_error(&e, &self.target))?;
+        // Armed before the COPY starts: PostgreSQL buffers its
+        // CopyOutResponse until the first rows (or the end), so a slow
+        // query keeps `copy_out` waiting, and a caller that gives up then
+        // must cancel it as much as one that gives up later.
+        let mut guard = CopyGuard {
+            client: Some(client),
+            finished: false,
+        };
+        let copy = match guard.client.as_ref() {
+            Some(client) => client.copy_out(&copy_sql).await,
+            None => {
+                return Err(ConnectorError::Unavailable {
+                    target: self.target.clone(),
+                    message: "the connection was lost before the query started".into(),
+                })
+            }
+        };
+        let copy = match copy {
+            Ok(copy) => copy,
+            Err(e) => {
+                // The server ended the statement itself: the connection is
+                // idle again and goes back to the pool.
+                guard.finished = true;
+                return Err(pg_error(&e, &self.target));
+            }
+        };
         let decoder = CopyDecoder::new(
             decoders,
             Arc::clone(&schema),
             self.batch_size,
             self.target.clone(),
         );
-        let guard = CopyGuard {
-            client: Some(client),
-            finished: false,
-        };
         let target = self.target.clone();
         let stream = futures::stream::unfold(
             (Box::pin(copy), decoder, guard, false),
