@@ -63,6 +63,15 @@ pub async fn start(server: &str) -> Server {
 
 /// [`start`], with TLS from `ca` (and client certificates when the flag is set).
 pub async fn start_with(server: &str, tls: Option<(&mut TestCa, bool)>) -> Server {
+    start_full(server, "", tls).await
+}
+
+/// [`start`], with more `[sources.NAME]` tables in `sources` (TOML).
+pub async fn start_with_sources(server: &str, sources: &str) -> Server {
+    start_full(server, sources, None).await
+}
+
+async fn start_full(server: &str, sources: &str, tls: Option<(&mut TestCa, bool)>) -> Server {
     let dir = ok(tempfile::tempdir());
     sqlite_db(dir.path(), "sales.db", SALES);
     sqlite_db(dir.path(), "crm.db", CRM);
@@ -112,6 +121,7 @@ replicas = ["sales.db"]
 [sources.crm]
 kind = "sqlite"
 replicas = ["crm.db"]
+{sources}
 [server]
 {tls_toml}{server_top}
 {server_rest}

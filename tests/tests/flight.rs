@@ -21,7 +21,8 @@ use arrow_flight::{
 };
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
-use spar_tests::flight::{start, start_with, Server};
+use spar_tests::flight::{start, start_with, start_with_sources, Server};
+use spar_tests::harness::PgServer;
 use spar_tests::harness::TestCa;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
@@ -710,6 +711,101 @@ async fn cancel(raw: &mut Raw, info: FlightInfo) -> Result<CancelStatus, Status>
     let result = arrow_flight::CancelFlightInfoResult::decode(body.body)
         .map_err(|e| Status::internal(e.to_string()))?;
     Ok(result.status())
+}
+
+#[tokio::test]
+async fn cancelling_stops_the_query_on_the_source() {
+    let pg = ok(PgServer::start().await);
+    ok(pg.create_database("cancel").await);
+    ok(pg
+        .execute(
+            "cancel",
+            "CREATE TABLE t AS SELECT g AS x FROM generate_series(1, 2000) g; ANALYZE t;",
+        )
+        .await);
+    let server = start_with_sources(
+        "",
+        &format!(
+            "[sources.pg]\nkind = \"postgres\"\nreplicas = [\"{}\"]\n",
+            pg.url("cancel")
+        ),
+    )
+    .await;
+    let client = server.client("ann", "ann-pw").await;
+    let mut raw = connect_raw(&server, Some(&token_of(&client))).await;
+    // Pushed whole to PostgreSQL: 8e9 combinations, minutes of work there.
+    let sql =
+        "SELECT count(*) FROM pg.public.t a CROSS JOIN pg.public.t b CROSS JOIN pg.public.t c";
+    let info = ok(raw
+        .info(CommandStatementQuery {
+            query: sql.into(),
+            transaction_id: None,
+        })
+        .await);
+    let request = raw.request(ticket_of(&info));
+    let mut stream = ok(raw.client.do_get(request).await).into_inner();
+    let pg_client = ok(pg.connect("cancel").await);
+    let running = || async {
+        let rows = ok(pg_client
+            .query(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%CROSS JOIN%' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await);
+        rows[0].get::<_, i64>(0)
+    };
+    let mut started = false;
+    for _ in 0..100 {
+        if running().await > 0 {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started, "the fragment never showed up on PostgreSQL");
+    let mut other = connect_raw(&server, Some(&token_of(&client))).await;
+    assert_eq!(ok(cancel(&mut other, info).await), CancelStatus::Cancelled);
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(item) = stream.next().await {
+            if let Err(status) = item {
+                return Some(status);
+            }
+        }
+        None
+    })
+    .await;
+    assert!(
+        matches!(&ended, Ok(Some(s)) if s.code() == Code::Cancelled),
+        "{ended:?}"
+    );
+    let mut stopped = false;
+    for _ in 0..100 {
+        if running().await == 0 {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !stopped {
+        let rows = ok(pg_client
+            .query("SELECT pid, state, backend_type, wait_event, query FROM pg_stat_activity WHERE query LIKE '%CROSS JOIN%' AND pid <> pg_backend_pid()", &[])
+            .await);
+        let described: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:?} {:?} {:?} {:?} {:?}",
+                    r.get::<_, i32>(0),
+                    r.get::<_, Option<String>>(1),
+                    r.get::<_, Option<String>>(2),
+                    r.get::<_, Option<String>>(3),
+                    r.get::<_, Option<String>>(4)
+                )
+            })
+            .collect();
+        panic!("PostgreSQL still runs the cancelled fragment: {described:#?}");
+    }
+    server.stop().await;
 }
 
 #[tokio::test]
