@@ -452,6 +452,12 @@ impl Config {
             }
         }
         for (i, user) in self.users.iter().enumerate() {
+            if user.name == "anonymous" {
+                return Err(err(
+                    format!("users[{i}].name"),
+                    "`anonymous` names clients without credentials (server.allow_anonymous); choose another name".into(),
+                ));
+            }
             if self.users[..i].iter().any(|u| u.name == user.name) {
                 return Err(err(
                     format!("users[{i}].name"),

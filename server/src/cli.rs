@@ -25,6 +25,17 @@ pub struct Cli {
     /// Log filter for messages on stderr (e.g. `info`, `spar_engine=debug`).
     #[arg(long, global = true, env = "SPAR_LOG", default_value = "warn")]
     log: String,
+
+    /// Log format on stderr: `text`, or `json` (one object per line, with
+    /// fields such as `query_id` and `user`).
+    #[arg(long, global = true, env = "SPAR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,7 +111,7 @@ struct DemoArgs {
 
 /// Runs the command line; errors are printed to stderr.
 pub fn run(cli: Cli) -> ExitCode {
-    init_logging(&cli.log);
+    init_logging(&cli.log, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -239,14 +250,17 @@ fn hash_password() -> Result<(), CliError> {
     Ok(())
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    // A second initialisation (in tests) is harmless: keep the first.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    // A second initialisation (in tests) is harmless: keep the first.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 fn open_engine(runtime: &Runtime, config: &std::path::Path) -> Result<Session, CliError> {

@@ -479,7 +479,11 @@ fn unconvertible_values_name_the_column() {
 
 /// `spar serve` on the demo data with user `ann` (hash from `spar
 /// hash-password`); its address and the child.
-fn serve_demo() -> (String, std::process::Child) {
+fn serve_demo() -> (
+    String,
+    std::process::Child,
+    Arc<std::sync::Mutex<Vec<String>>>,
+) {
     use std::io::BufRead;
     let mut hash = spar()
         .arg("hash-password")
@@ -504,7 +508,16 @@ fn serve_demo() -> (String, std::process::Child) {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let mut child = spar()
-        .args(["serve", "--listen", "127.0.0.1:0", "-c"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log",
+            "info",
+            "--log-format",
+            "json",
+            "-c",
+        ])
         .arg(&config)
         .stderr(Stdio::piped())
         .spawn()
@@ -521,8 +534,16 @@ fn serve_demo() -> (String, std::process::Child) {
         }
     };
     // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (address, child)
+    let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = Arc::clone(&logs);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Ok(mut kept) = kept.lock() {
+                kept.push(line);
+            }
+        }
+    });
+    (address, child, logs)
 }
 
 fn remote_shell(address: &str, password: &str, stdin: &str) -> Output {
@@ -544,7 +565,7 @@ fn remote_shell(address: &str, password: &str, stdin: &str) -> Output {
 
 #[test]
 fn the_shell_works_over_flight_sql() {
-    let (address, mut server) = serve_demo();
+    let (address, mut server, logs) = serve_demo();
     assert!(address.starts_with("grpc://127.0.0.1:"), "{address}");
     let out = remote_shell(
         &address,
@@ -597,4 +618,25 @@ fn the_shell_works_over_flight_sql() {
     assert!(killed.success());
     let status = server.wait().unwrap_or_else(|e| panic!("{e}"));
     assert!(status.success(), "spar serve exited with {status}");
+    // Structured logs: JSON lines; finished queries carry their id and user.
+    let logs = logs.lock().map(|l| l.clone()).unwrap_or_default();
+    let finished: Vec<serde_json::Value> = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "query finished")
+        .collect();
+    assert!(!finished.is_empty(), "{logs:#?}");
+    assert!(
+        finished.iter().all(|v| v["fields"]["query_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 32)
+            && v["fields"]["user"] == "ann"),
+        "{finished:#?}"
+    );
+    assert!(
+        !logs
+            .iter()
+            .any(|l| l.contains("ann-pw") || l.contains("argon2id")),
+        "{logs:#?}"
+    );
 }

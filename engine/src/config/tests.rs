@@ -232,6 +232,10 @@ fn server_and_user_errors_name_the_key() {
             "[[users]]\nname = \"ann\"\npassword_hash = \"$argon2id$x\"\n[[users]]\nname = \"ann\"\npassword_hash = \"$argon2id$y\"",
             "spar.toml: `users[1].name`: user `ann` is defined twice",
         ),
+        (
+            "[[users]]\nname = \"anonymous\"\npassword_hash = \"$argon2id$x\"",
+            "spar.toml: `users[0].name`: `anonymous` names clients without credentials",
+        ),
     ];
     for (text, expected) in cases {
         let e = error(text);

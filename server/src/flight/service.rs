@@ -190,11 +190,11 @@ impl SparFlightSql {
         ticket: QueryTicket,
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo, Status> {
-        tracing::info!(
+        tracing::debug!(
             query_id = ticket.query_id,
             user = principal.user,
             sql = ticket.sql,
-            "query planned"
+            "planning"
         );
         let plan = self
             .plan(principal, &ticket.query_id, &ticket.sql, &ticket.parameters)
