@@ -294,30 +294,9 @@ where
         let call = self.inner.call(request);
         Box::pin(async move {
             let mut response = call.await?;
-            malformed_is_invalid_argument(response.headers_mut());
+            super::status::malformed_is_invalid_argument(response.headers_mut());
             Ok(response)
         })
-    }
-}
-
-/// arrow-flight reports a command it cannot unpack (bad protobuf inside
-/// the `Any`, SQL that is not UTF-8) as `Internal`; it is the client's
-/// request that is malformed.
-fn malformed_is_invalid_argument(headers: &mut http::HeaderMap) {
-    let Some(status) = Status::from_header_map(headers) else {
-        return;
-    };
-    let message = status.message();
-    if status.code() != tonic::Code::Internal || !message.starts_with("ParseError(") {
-        return;
-    }
-    let inner = message
-        .trim_start_matches("ParseError(")
-        .trim_end_matches(')')
-        .trim_matches('"');
-    let fixed = Status::invalid_argument(format!("malformed request: {inner}"));
-    if fixed.add_header(headers).is_err() {
-        tracing::warn!("cannot rewrite a decode error's status");
     }
 }
 

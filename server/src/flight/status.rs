@@ -10,6 +10,7 @@
 //! | query timeout                           | `DeadlineExceeded` |
 //! | cancelled                               | `Cancelled`        |
 //! | anything else                           | `Internal`, with the query id only |
+//! | a command arrow-flight cannot unpack    | `InvalidArgument` (rewritten by the auth layer, which sees every response) |
 //!
 //! Messages are the engine's own (they name what failed and what to do,
 //! never a password); an internal error's details go to the log, not the
@@ -19,6 +20,7 @@ use datafusion::error::DataFusionError;
 use spar_engine::connectors::error::find_connector_error;
 use spar_engine::connectors::ConnectorError;
 use spar_engine::EngineError;
+use tonic::codegen::http;
 use tonic::Status;
 
 /// The status for an engine error raised while serving query `query_id`.
@@ -91,6 +93,27 @@ fn find_engine_error(e: &DataFusionError) -> Option<&EngineError> {
         }
         DataFusionError::Shared(inner) => find_engine_error(inner),
         _ => None,
+    }
+}
+
+/// arrow-flight reports a command it cannot unpack (bad protobuf inside
+/// the `Any`, SQL that is not UTF-8) as `Internal`; it is the client's
+/// request that is malformed.
+pub(crate) fn malformed_is_invalid_argument(headers: &mut http::HeaderMap) {
+    let Some(status) = Status::from_header_map(headers) else {
+        return;
+    };
+    let message = status.message();
+    if status.code() != tonic::Code::Internal || !message.starts_with("ParseError(") {
+        return;
+    }
+    let inner = message
+        .trim_start_matches("ParseError(")
+        .trim_end_matches(')')
+        .trim_matches('"');
+    let fixed = Status::invalid_argument(format!("malformed request: {inner}"));
+    if fixed.add_header(headers).is_err() {
+        tracing::warn!("cannot rewrite a decode error's status");
     }
 }
 
@@ -178,6 +201,28 @@ mod tests {
         for (e, code) in cases {
             assert_eq!(engine_status(&e, "q1").code(), code, "{e}");
         }
+    }
+
+    #[test]
+    fn commands_that_do_not_unpack_are_invalid_arguments() {
+        let mut headers = http::HeaderMap::new();
+        let sent = Status::internal("ParseError(\"Unable to decode Any value: not UTF-8\")");
+        assert!(sent.add_header(&mut headers).is_ok());
+        malformed_is_invalid_argument(&mut headers);
+        let seen = Status::from_header_map(&headers);
+        assert_eq!(seen.as_ref().map(Status::code), Some(Code::InvalidArgument));
+        assert_eq!(
+            seen.as_ref().map(Status::message),
+            Some("malformed request: Unable to decode Any value: not UTF-8")
+        );
+        // Other internal errors stay what they are.
+        let mut headers = http::HeaderMap::new();
+        assert!(Status::internal("boom").add_header(&mut headers).is_ok());
+        malformed_is_invalid_argument(&mut headers);
+        assert_eq!(
+            Status::from_header_map(&headers).map(|s| s.code()),
+            Some(Code::Internal)
+        );
     }
 
     #[test]
