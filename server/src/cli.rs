@@ -337,8 +337,22 @@ pub async fn run_statement(
     out: &mut impl Write,
 ) -> Result<usize, CliError> {
     let df = session.statement(statement).await?;
-    let mut stream = df.execute_stream().await?;
-    let mut writer = Writer::new(format, out, stream.schema());
+    let stream = df.execute_stream().await?;
+    let schema = stream.schema();
+    write_stream(stream, schema, format, out).await
+}
+
+/// Writes a stream of record batches to `out` in `format`; its rows.
+pub(crate) async fn write_stream<E>(
+    mut stream: impl futures::Stream<Item = Result<arrow::record_batch::RecordBatch, E>> + Unpin,
+    schema: arrow::datatypes::SchemaRef,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<usize, CliError>
+where
+    CliError: From<E>,
+{
+    let mut writer = Writer::new(format, out, schema);
     let mut rows = 0;
     while let Some(batch) = stream.next().await {
         let batch = batch?;

@@ -13,15 +13,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use datafusion::sql::parser::{DFParserBuilder, Statement};
-use futures::StreamExt;
 use rustyline::error::ReadlineError;
 use rustyline::DefaultEditor;
 use spar_engine::Session;
 use tokio::runtime::Runtime;
 
-use crate::cli::run_statement;
+use crate::cli::{run_statement, write_stream};
 use crate::error::CliError;
-use crate::output::{Format, Writer};
+use crate::output::Format;
 use crate::remote::Remote;
 
 /// What the shell runs statements on: an embedded engine, or a Flight SQL
@@ -76,16 +75,8 @@ impl Backend {
                     Stmt::Parsed(s) => s.to_string(),
                     Stmt::Text(sql) => sql,
                 };
-                let (schema, mut stream) = remote.query(&sql).await?;
-                let mut writer = Writer::new(Format::Table, out, schema);
-                let mut rows = 0;
-                while let Some(batch) = stream.next().await {
-                    let batch = batch?;
-                    rows += batch.num_rows();
-                    writer.write(&batch)?;
-                }
-                writer.finish()?;
-                Ok(rows)
+                let (schema, stream) = remote.query(&sql).await?;
+                write_stream(stream, schema, Format::Table, out).await
             }
         }
     }

@@ -112,6 +112,23 @@ impl Raw {
     }
 }
 
+/// The first error a `DoGet` stream delivers; `None` when it ends without
+/// one or stays silent for 30 s.
+async fn first_error<T>(
+    stream: &mut (impl futures::Stream<Item = Result<T, Status>> + Unpin),
+) -> Option<Status> {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(item) = stream.next().await {
+            if let Err(status) = item {
+                return Some(status);
+            }
+        }
+        None
+    })
+    .await
+    .unwrap_or(None)
+}
+
 fn ticket_of(info: &FlightInfo) -> Ticket {
     info.endpoint
         .first()
@@ -678,17 +695,9 @@ async fn cancel_flight_info_stops_a_running_query() {
     let mut other = connect_raw(&server, Some(&token_of(&client))).await;
     let result = ok(cancel(&mut other, info.clone()).await);
     assert_eq!(result, CancelStatus::Cancelled);
-    let mut error = None;
-    while let Some(item) = tokio::time::timeout(Duration::from_secs(10), stream.next())
+    let error = first_error(&mut stream)
         .await
-        .unwrap_or(None)
-    {
-        if let Err(status) = item {
-            error = Some(status);
-            break;
-        }
-    }
-    let error = error.unwrap_or_else(|| panic!("the cancelled query ended without an error"));
+        .unwrap_or_else(|| panic!("the cancelled query ended without an error"));
     assert_eq!(error.code(), Code::Cancelled, "{error}");
     // Cancelling again: nothing runs under that id any more.
     let again = ok(cancel(&mut other, info).await);
@@ -765,17 +774,9 @@ async fn cancelling_stops_the_query_on_the_source() {
     assert!(started, "the fragment never showed up on PostgreSQL");
     let mut other = connect_raw(&server, Some(&token_of(&client))).await;
     assert_eq!(ok(cancel(&mut other, info).await), CancelStatus::Cancelled);
-    let ended = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(item) = stream.next().await {
-            if let Err(status) = item {
-                return Some(status);
-            }
-        }
-        None
-    })
-    .await;
+    let ended = first_error(&mut stream).await;
     assert!(
-        matches!(&ended, Ok(Some(s)) if s.code() == Code::Cancelled),
+        matches!(&ended, Some(s) if s.code() == Code::Cancelled),
         "{ended:?}"
     );
     let mut stopped = false;
@@ -907,15 +908,9 @@ async fn shutdown_lets_queries_finish_then_cancels_them() {
         elapsed >= Duration::from_millis(900),
         "the running query got no grace period ({elapsed:?})"
     );
-    let mut status = None;
-    while let Some(item) = stream.next().await {
-        if let Err(s) = item {
-            status = Some(s);
-            break;
-        }
-    }
-    let status =
-        status.unwrap_or_else(|| panic!("the query ended without an error after shutdown"));
+    let status = first_error(&mut stream)
+        .await
+        .unwrap_or_else(|| panic!("the query ended without an error after shutdown"));
     assert!(
         matches!(
             status.code(),

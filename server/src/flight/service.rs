@@ -282,6 +282,22 @@ fn flight_info(
         .with_descriptor(descriptor))
 }
 
+/// The `FlightInfo` of a metadata command: its result schema, and the
+/// command itself as the ticket.
+fn metadata_info(
+    request: Request<FlightDescriptor>,
+    schema: &Schema,
+    command: &impl ProstMessageExt,
+) -> Result<Response<FlightInfo>, Status> {
+    principal(&request)?;
+    let info = flight_info(
+        schema,
+        command.as_any().encode_to_vec(),
+        request.into_inner(),
+    )?;
+    Ok(Response::new(info))
+}
+
 /// A schema as the IPC bytes prepared-statement results carry.
 fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, Status> {
     let options = IpcWriteOptions::default();
@@ -673,14 +689,7 @@ impl FlightSqlService for SparFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        principal(&request)?;
-        let schema = query.into_builder().schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?;
-        Ok(Response::new(info))
+        metadata_info(request, &query.into_builder().schema(), &query)
     }
 
     async fn get_flight_info_schemas(
@@ -688,14 +697,7 @@ impl FlightSqlService for SparFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        principal(&request)?;
-        let schema = query.clone().into_builder().schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?;
-        Ok(Response::new(info))
+        metadata_info(request, &query.clone().into_builder().schema(), &query)
     }
 
     async fn get_flight_info_tables(
@@ -703,14 +705,7 @@ impl FlightSqlService for SparFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        principal(&request)?;
-        let schema = query.clone().into_builder().schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?;
-        Ok(Response::new(info))
+        metadata_info(request, &query.clone().into_builder().schema(), &query)
     }
 
     async fn get_flight_info_table_types(
@@ -718,14 +713,7 @@ impl FlightSqlService for SparFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        principal(&request)?;
-        let schema = query.into_builder().schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?;
-        Ok(Response::new(info))
+        metadata_info(request, &query.into_builder().schema(), &query)
     }
 
     async fn get_flight_info_sql_info(
@@ -733,14 +721,11 @@ impl FlightSqlService for SparFlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        principal(&request)?;
-        let schema = query.clone().into_builder(&self.inner.sql_info).schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?;
-        Ok(Response::new(info))
+        metadata_info(
+            request,
+            &query.clone().into_builder(&self.inner.sql_info).schema(),
+            &query,
+        )
     }
 
     async fn get_flight_info_primary_keys(
@@ -748,14 +733,7 @@ impl FlightSqlService for SparFlightSql {
         query: CommandGetPrimaryKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        principal(&request)?;
-        let schema = metadata::primary_keys_schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?;
-        Ok(Response::new(info))
+        metadata_info(request, &metadata::primary_keys_schema(), &query)
     }
 
     async fn get_flight_info_xdbc_type_info(
@@ -763,14 +741,11 @@ impl FlightSqlService for SparFlightSql {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        principal(&request)?;
-        let schema = query.into_builder(&self.inner.xdbc).schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?;
-        Ok(Response::new(info))
+        metadata_info(
+            request,
+            &query.into_builder(&self.inner.xdbc).schema(),
+            &query,
+        )
     }
 
     async fn do_get_catalogs(
@@ -784,9 +759,7 @@ impl FlightSqlService for SparFlightSql {
         for catalog in metadata::catalogs(&session) {
             builder.append(catalog);
         }
-        Ok(Response::new(batch_stream(
-            builder.build().map_err(arrow_status)?,
-        )))
+        built(builder.build())
     }
 
     async fn do_get_schemas(
@@ -800,9 +773,7 @@ impl FlightSqlService for SparFlightSql {
         for (catalog, schema) in metadata::schemas(&session) {
             builder.append(catalog, schema);
         }
-        Ok(Response::new(batch_stream(
-            builder.build().map_err(arrow_status)?,
-        )))
+        built(builder.build())
     }
 
     async fn do_get_tables(
@@ -818,9 +789,7 @@ impl FlightSqlService for SparFlightSql {
                 .append(t.catalog, t.schema, t.name, t.kind, &t.arrow_schema)
                 .map_err(arrow_status)?;
         }
-        Ok(Response::new(batch_stream(
-            builder.build().map_err(arrow_status)?,
-        )))
+        built(builder.build())
     }
 
     async fn do_get_table_types(
@@ -833,9 +802,7 @@ impl FlightSqlService for SparFlightSql {
         for kind in metadata::TABLE_TYPES {
             builder.append(kind);
         }
-        Ok(Response::new(batch_stream(
-            builder.build().map_err(arrow_status)?,
-        )))
+        built(builder.build())
     }
 
     async fn do_get_sql_info(
@@ -945,6 +912,11 @@ impl SparFlightSql {
         }
         status
     }
+}
+
+/// A metadata result batch as a `DoGet` response.
+fn built(batch: Result<RecordBatch, FlightError>) -> Result<Response<DoGetStream>, Status> {
+    Ok(Response::new(batch_stream(batch.map_err(arrow_status)?)))
 }
 
 fn arrow_status(e: impl std::fmt::Display) -> Status {
