@@ -94,13 +94,21 @@ impl ServerProcess {
         Ok(())
     }
 
-    /// SIGKILLs the whole group and reaps the leader.
+    /// SIGKILLs the whole group, reaps the leader, and waits (up to 10 s)
+    /// until no member is left: a PostgreSQL backend still dying holds the
+    /// shared memory a restarted server needs.
     pub(crate) fn kill(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {
+            let group = format!("-{}", child.id());
             // The group may already be gone; that is what we want.
-            let _ = run_kill("-KILL", &format!("-{}", child.id()));
+            let _ = run_kill("-KILL", &group);
             let _ = child.kill();
             let _ = child.wait();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while run_kill("-0", &group).is_ok() && Instant::now() < deadline {
+                let _ = run_kill("-KILL", &group);
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         Ok(())
     }
