@@ -66,6 +66,15 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// `*`: every table of every source.
+    pub fn everything() -> Self {
+        Self {
+            source: Part::Any,
+            schema: Part::Any,
+            table: Part::Any,
+        }
+    }
+
     /// Parses `source[.schema[.table]]`; parts are names or `*`. Missing
     /// trailing parts mean any (`sales` is `sales.*.*`).
     pub fn parse(text: &str) -> std::result::Result<Self, String> {

@@ -80,7 +80,7 @@ impl Default for ServerConfig {
             metrics: None,
             tls: None,
             allow_anonymous: false,
-            anonymous_grants: Vec::new(),
+            anonymous_grants: vec![crate::access::Grant::everything()],
             token_ttl: std::time::Duration::from_secs(8 * 3600),
             limits: Limits::default(),
             shutdown_grace: std::time::Duration::from_secs(30),
@@ -521,8 +521,7 @@ impl Validator<'_> {
         };
         let anonymous_grants = match raw.anonymous_grants {
             Some(grants) => self.grants("server.anonymous_grants", &grants)?,
-            None => vec![crate::access::Grant::parse("*")
-                .map_err(|m| self.err("server.anonymous_grants".into(), m))?],
+            None => defaults.anonymous_grants.clone(),
         };
         let limits = match raw.limits {
             None => Limits::default(),
