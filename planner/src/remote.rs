@@ -85,6 +85,22 @@ pub(crate) fn remote_plan(
                 projection.expr = vec![lit(1_i64).alias("spar_none")];
                 LogicalPlan::Projection(projection)
             }
+            // A projection over a limit is spelled as one SELECT with the
+            // limit above it: the unparser would put the limit in a
+            // derived table, whose columns the projection's qualified
+            // names could not reach. (The projection computes row by row,
+            // so it commutes with the limit.)
+            LogicalPlan::Projection(projection)
+                if matches!(projection.input.as_ref(), LogicalPlan::Limit(_)) =>
+            {
+                let Projection { expr, input, .. } = projection;
+                let LogicalPlan::Limit(mut limit) = Arc::unwrap_or_clone(input) else {
+                    return plan_err!("a projection's input changed while it was read");
+                };
+                let below = Projection::try_new(expr, Arc::clone(&limit.input))?;
+                limit.input = Arc::new(name_outputs(below, dialect)?);
+                LogicalPlan::Limit(limit)
+            }
             LogicalPlan::Projection(projection) => name_outputs(projection, dialect)?,
             // `(… AS b) AS a`: only `a` is visible above, so `b` can go.
             // (The unparser would name the table `a` but keep `b` in the
