@@ -143,6 +143,25 @@ pub trait SqlDialect: Debug + Send + Sync {
         true
     }
 
+    /// The deepest expression nesting this source accepts in one statement
+    /// (SQLite refuses more than 1000 levels; the others run out of
+    /// stack). Deeper filters stay local, and a fragment that would nest
+    /// deeper does not grow. The default is 900 levels.
+    fn max_expr_depth(&self) -> usize {
+        900
+    }
+
+    /// The SQL text of a string literal whose value is `value`, in a form
+    /// the source cannot read as anything else whatever its session
+    /// settings; `None` where the source's SQL cannot hold the value (a
+    /// filter on it then stays local). Every string literal Spar sends goes
+    /// through here ([`crate::spell::spell_statement`]). The default is
+    /// [`crate::spell::standard_string_literal`], exact where a backslash is
+    /// an ordinary character (SQLite).
+    fn string_literal(&self, value: &str) -> Option<String> {
+        crate::spell::standard_string_literal(value)
+    }
+
     /// Whether a literal of this value's type is spelled so that the source
     /// compares it as DataFusion would. The default accepts booleans,
     /// integers (unsigned 64-bit ones within the signed range, as
@@ -150,6 +169,11 @@ pub trait SqlDialect: Debug + Send + Sync {
     fn supports_literal(&self, value: &ScalarValue) -> bool {
         if let ScalarValue::UInt64(v) = value {
             return v.is_none_or(|v| i64::try_from(v).is_ok());
+        }
+        if let Some(Some(s)) = value.try_as_str() {
+            if self.string_literal(s).is_none() {
+                return false;
+            }
         }
         matches!(
             value.data_type(),
@@ -170,6 +194,22 @@ pub trait SqlDialect: Debug + Send + Sync {
                 | DataType::Date32
         )
     }
+}
+
+/// How deep `e` nests: 1 for a column or a literal, one more for each
+/// level of operators and functions above. Counted without recursion, so
+/// any depth can be measured.
+pub fn expr_depth(e: &Expr) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(e, 1usize)];
+    while let Some((e, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        let _ = e.apply_children(|child| {
+            stack.push((child, depth + 1));
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        });
+    }
+    deepest
 }
 
 /// Field metadata key on a column whose source compares its values

@@ -9,6 +9,9 @@
 //!   DataFusion's unparser dialects) and what it can run ([`Capabilities`]).
 //! - [`metadata`]: plain data the planner reads ([`TableMeta`],
 //!   [`TableStats`], [`IndexMeta`]).
+//! - [`spell`]: every string literal and identifier of the SQL Spar sends,
+//!   spelled by Spar's own code for the source's dialect
+//!   ([`spell::spell_statement`]), never by a printer that guesses.
 //! - [`unparser`]: DataFusion's unparser dialects with Spar's marker
 //!   functions spelled in ([`unparser::WithFunctions`]).
 //! - [`error`]: [`ConnectorError`], split by [`ConnectorError::is_retryable`].
@@ -30,6 +33,7 @@ pub mod connector;
 pub mod dialect;
 pub mod error;
 pub mod metadata;
+pub mod spell;
 pub mod unparser;
 
 #[cfg(feature = "files")]
@@ -42,6 +46,10 @@ pub mod postgres;
 pub mod sqlite;
 #[cfg(feature = "tls")]
 pub mod tls;
+
+/// The most rows a connector puts in one record batch: larger settings are
+/// refused by the config and clamped by the connectors' builders.
+pub const MAX_BATCH_SIZE: usize = 1 << 20;
 
 pub use connector::{Connector, ReplicaRole, ReplicaStatus};
 pub use dialect::{prepare, Capabilities, SqlDialect};

@@ -51,6 +51,36 @@ pub struct Config {
     pub users: Vec<UserConfig>,
 }
 
+impl Config {
+    /// What is allowed but probably a mistake, one sentence each, for the
+    /// log at start-up: grants that name a source this config does not
+    /// have (they grant nothing).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let grants = self
+            .users
+            .iter()
+            .map(|u| (format!("users `{}`", u.name), &u.grants))
+            .chain(std::iter::once((
+                "server.anonymous_grants".to_string(),
+                &self.server.anonymous_grants,
+            )));
+        for (holder, grants) in grants {
+            for g in grants {
+                if let Some(source) = g.source() {
+                    if !self.sources.contains_key(source) && source != "system" {
+                        out.push(format!(
+                            "{holder}: grant `{g}` names no source (the sources are {}); it grants nothing",
+                            list_or_none(&self.sources.keys().map(String::as_str).collect::<Vec<_>>())
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 /// `[server]`: how `spar serve` listens and what it allows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
@@ -58,6 +88,10 @@ pub struct ServerConfig {
     pub listen: String,
     /// The HTTP address of `/metrics` and `/health`; `None` for none.
     pub metrics: Option<String>,
+    /// When set, `/metrics` answers only requests that carry
+    /// `authorization: Bearer <token>`. Required when `metrics` is not a
+    /// loopback address.
+    pub metrics_token: Option<MetricsToken>,
     /// TLS for the Flight SQL endpoint; `None` for plain gRPC.
     pub tls: Option<TlsConfig>,
     /// Whether clients may connect without credentials.
@@ -78,6 +112,7 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:50051".into(),
             metrics: None,
+            metrics_token: None,
             tls: None,
             allow_anonymous: false,
             anonymous_grants: vec![crate::access::Grant::everything()],
@@ -85,6 +120,16 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             shutdown_grace: std::time::Duration::from_secs(30),
         }
+    }
+}
+
+/// The bearer token `/metrics` asks for; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MetricsToken(pub String);
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(..)")
     }
 }
 
@@ -300,6 +345,7 @@ struct RawConfig {
 struct RawServer {
     listen: Option<String>,
     metrics: Option<String>,
+    metrics_token: Option<String>,
     tls: Option<RawTls>,
     #[serde(default)]
     allow_anonymous: bool,
@@ -529,21 +575,19 @@ impl Validator<'_> {
                 let d = Limits::default();
                 Limits {
                     max_concurrent_queries: self
-                        .positive(
+                        .count(
                             "server.limits.max_concurrent_queries",
                             l.max_concurrent_queries,
+                            MAX_CONCURRENCY,
                         )?
-                        .map_or(d.max_concurrent_queries, |n| {
-                            usize::try_from(n).unwrap_or(usize::MAX)
-                        }),
+                        .unwrap_or(d.max_concurrent_queries),
                     max_concurrent_queries_per_user: self
-                        .positive(
+                        .count(
                             "server.limits.max_concurrent_queries_per_user",
                             l.max_concurrent_queries_per_user,
+                            MAX_CONCURRENCY,
                         )?
-                        .map_or(d.max_concurrent_queries_per_user, |n| {
-                            usize::try_from(n).unwrap_or(usize::MAX)
-                        }),
+                        .unwrap_or(d.max_concurrent_queries_per_user),
                     query_timeout: l
                         .query_timeout
                         .map(|t| self.duration("server.limits.query_timeout", &t))
@@ -566,6 +610,19 @@ impl Validator<'_> {
                 .metrics
                 .map(|m| self.string("server.metrics", &m))
                 .transpose()?,
+            metrics_token: match raw.metrics_token {
+                Some(t) => {
+                    let t = self.string("server.metrics_token", &t)?;
+                    if t.len() < 16 || t.chars().any(|c| !c.is_ascii_graphic()) {
+                        return Err(self.err(
+                            "server.metrics_token".into(),
+                            "expected at least 16 printable ASCII characters without spaces".into(),
+                        ));
+                    }
+                    Some(MetricsToken(t))
+                }
+                None => None,
+            },
             tls,
             allow_anonymous: raw.allow_anonymous,
             anonymous_grants,
@@ -617,6 +674,21 @@ impl Validator<'_> {
             .collect()
     }
 
+    /// A positive count of at most `max` (where larger ones could not be
+    /// honoured, or would overflow).
+    fn count(&self, key: &str, value: Option<i64>, max: usize) -> Result<Option<usize>> {
+        match self.positive(key, value)? {
+            None => Ok(None),
+            Some(n) => match usize::try_from(n) {
+                Ok(n) if n <= max => Ok(Some(n)),
+                _ => Err(self.err(
+                    key.to_string(),
+                    format!("expected at most {max}, found {n}"),
+                )),
+            },
+        }
+    }
+
     fn positive(&self, key: &str, value: Option<i64>) -> Result<Option<u64>> {
         match value {
             None => Ok(None),
@@ -630,6 +702,10 @@ impl Validator<'_> {
 
     fn duration(&self, key: &str, value: &str) -> Result<std::time::Duration> {
         match humantime::parse_duration(value) {
+            Ok(d) if d > MAX_DURATION => Err(self.err(
+                key.to_string(),
+                format!("expected a duration of at most 365 days, found \"{value}\""),
+            )),
             Ok(d) if !d.is_zero() => Ok(d),
             Ok(_) => Err(self.err(key.to_string(), "expected a positive duration".into())),
             Err(e) => Err(self.err(
@@ -673,21 +749,33 @@ impl Validator<'_> {
     }
 
     fn string(&self, key: &str, value: &str) -> Result<String> {
-        expand_env(value).map_err(|var| {
-            self.err(
-                key.to_string(),
-                format!("environment variable `{var}` is not set (it is used as ${{{var}}})"),
-            )
+        expand_env(value).map_err(|e| {
+            let message = match e {
+                EnvError::Unset(var) => {
+                    format!("environment variable `{var}` is not set (it is used as ${{{var}}})")
+                }
+                EnvError::Unterminated => {
+                    "`${` without a closing `}`: write ${NAME} for the environment variable NAME"
+                        .to_string()
+                }
+                EnvError::Empty => "`${}` names no environment variable: write ${NAME}".to_string(),
+            };
+            self.err(key.to_string(), message)
         })
     }
 
     fn batch_size(&self, key: &str, value: Option<i64>, default: usize) -> Result<usize> {
         match value {
             None => Ok(default),
-            Some(n) if n > 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+            Some(n) if n > 0 && n.unsigned_abs() <= spar_connectors::MAX_BATCH_SIZE as u64 => {
+                Ok(usize::try_from(n).unwrap_or(spar_connectors::MAX_BATCH_SIZE))
+            }
             Some(n) => Err(self.err(
                 key.to_string(),
-                format!("expected a positive number of rows, found {n}"),
+                format!(
+                    "expected a number of rows from 1 to {}, found {n}",
+                    spar_connectors::MAX_BATCH_SIZE
+                ),
             )),
         }
     }
@@ -805,25 +893,41 @@ impl Validator<'_> {
     }
 }
 
-/// Replaces each `${NAME}` by the environment variable `NAME`; the error is
-/// the name of a variable that is not set.
-fn expand_env(value: &str) -> std::result::Result<String, String> {
+/// Why `${...}` in a config string could not be expanded.
+#[derive(Debug, PartialEq, Eq)]
+enum EnvError {
+    /// The variable is not set.
+    Unset(String),
+    /// `${` without `}`.
+    Unterminated,
+    /// `${}`.
+    Empty,
+}
+
+/// Replaces each `${NAME}` by the environment variable `NAME`.
+fn expand_env(value: &str) -> std::result::Result<String, EnvError> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            out.push_str(&rest[start..]);
-            return Ok(out);
-        };
+        let end = after.find('}').ok_or(EnvError::Unterminated)?;
         let name = &after[..end];
-        out.push_str(&std::env::var(name).map_err(|_| name.to_string())?);
+        if name.is_empty() {
+            return Err(EnvError::Empty);
+        }
+        out.push_str(&std::env::var(name).map_err(|_| EnvError::Unset(name.to_string()))?);
         rest = &after[end + 1..];
     }
     out.push_str(rest);
     Ok(out)
 }
+
+/// The longest duration a setting accepts (longer ones overflow clocks).
+const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// The most concurrent queries a limit may allow.
+const MAX_CONCURRENCY: usize = 1_000_000;
 
 /// `"512MiB"`, `"2 GB"`, `"1048576"`: bytes, or `None` when malformed or 0.
 fn parse_size(text: &str) -> Option<u64> {

@@ -82,15 +82,12 @@ pub enum EngineError {
         candidates: Vec<String>,
     },
 
-    /// The session's grants do not cover a table the query reads.
-    #[error(
-        "permission denied: user `{user}` may not read `{table}`; ask an administrator for a grant"
-    )]
-    PermissionDenied {
-        /// The user.
-        user: String,
-        /// The table, as `source.schema.table`.
-        table: String,
+    /// A statement's expressions nest deeper than Spar plans
+    /// ([`crate::MAX_EXPR_DEPTH`]).
+    #[error("the statement's expressions nest more than {max} levels deep (each term of a chain of AND, OR, + or || adds a level); split the statement, or write long lists of values as IN (...)")]
+    TooDeep {
+        /// The limit.
+        max: usize,
     },
 
     /// A query-time error from DataFusion (planning or execution).

@@ -14,6 +14,7 @@
 //! - [`replica`]: [`ReplicaSet`]: policies and failover.
 //! - [`exec`]: [`FragmentExec`], the operator that runs a fragment.
 //! - [`error`]: the one error type, [`EngineError`].
+//! - [`stack`]: deep expressions: the depth limit and deep stacks.
 //!
 //! # Example
 //!
@@ -41,12 +42,13 @@ pub mod error;
 pub mod exec;
 pub mod replica;
 pub mod session;
+pub mod stack;
 
 pub use access::{Access, Grant};
 pub use catalog::SourceInfo;
 pub use config::{
-    Config, FileSourceConfig, Limits, SchemaPath, ServerConfig, ServerSourceConfig, SourceConfig,
-    SqliteSourceConfig, TlsConfig, UserConfig,
+    Config, FileSourceConfig, Limits, MetricsToken, SchemaPath, ServerConfig, ServerSourceConfig,
+    SourceConfig, SqliteSourceConfig, TlsConfig, UserConfig,
 };
 pub use engine::{Engine, EngineBuilder, SessionOptions};
 pub use error::{EngineError, Result};
@@ -56,3 +58,4 @@ pub use session::Session;
 /// The connectors crate, for callers that talk to a source directly.
 pub use spar_connectors as connectors;
 pub use spar_connectors::file::{FileFormatKind, S3Options};
+pub use stack::{MAX_EXPR_DEPTH, STACK_SIZE};

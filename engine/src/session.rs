@@ -83,7 +83,12 @@ impl Session {
 
     /// Plans one parsed statement (see [`Session::sql`]).
     pub async fn statement(&self, statement: Statement) -> Result<DataFrame> {
+        crate::stack::OnDeepStack::new(self.plan_statement(statement)).await
+    }
+
+    async fn plan_statement(&self, statement: Statement) -> Result<DataFrame> {
         refuse_writes(&statement)?;
+        crate::stack::check_depth(&statement, crate::MAX_EXPR_DEPTH)?;
         let state = self.ctx.state();
         for reference in state.resolve_table_references(&statement)? {
             // `generate_series(…)` and other table functions are not tables.
@@ -144,8 +149,15 @@ impl Session {
 
     /// Checks that a table reference resolves, with a message that says
     /// where Spar looked and what exists when it does not.
+    ///
+    /// Names are looked up in this session's own view of the catalogs,
+    /// where whatever the session may not read is absent: a table, schema
+    /// or source outside the grants is answered exactly as one that does
+    /// not exist (same error, same message), so grants cannot be used to
+    /// map what exists beyond them.
     fn check_table(&self, reference: &TableReference) -> Result<()> {
-        let catalogs = self.engine.catalogs();
+        let state = self.ctx.state();
+        let catalogs = state.catalog_list();
         let sources = self.engine.sources();
         let source_list = || {
             let names: Vec<String> = sources
@@ -169,12 +181,13 @@ impl Session {
                     return Ok(());
                 };
                 if schema.table_exist(table) {
-                    return self.check_bare_grant(table);
+                    return Ok(());
                 }
                 let path: Vec<String> = self
                     .engine
                     .search_path()
                     .iter()
+                    .filter(|p| self.access.allows_schema(&p.source, &p.schema))
                     .map(ToString::to_string)
                     .collect();
                 let hint = if path.is_empty() {
@@ -232,10 +245,7 @@ impl Session {
                     )));
                 };
                 if s.table_exist(table) {
-                    if catalog.as_ref() == DEFAULT_CATALOG {
-                        return self.check_bare_grant(table);
-                    }
-                    return self.access.check_table(catalog, schema, table);
+                    return Ok(());
                 }
                 let mut names = s.table_names();
                 names.retain(|t| self.access.allows_table(catalog, schema, t));
@@ -256,29 +266,6 @@ impl Session {
                 )))
             }
         }
-    }
-
-    /// A bare name resolves among the tables the session may read; it is
-    /// refused when it names only tables the session may not read.
-    fn check_bare_grant(&self, table: &str) -> Result<()> {
-        let catalogs = self.engine.catalogs();
-        let mut first_denied = None;
-        for p in self.engine.search_path() {
-            let exists = catalogs
-                .catalog(&p.source)
-                .and_then(|c| c.schema(&p.schema))
-                .is_some_and(|s| s.table_exist(table));
-            if !exists {
-                continue;
-            }
-            match self.access.check_table(&p.source, &p.schema, table) {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    first_denied.get_or_insert(e);
-                }
-            }
-        }
-        first_denied.map_or(Ok(()), Err)
     }
 
     /// `source.schema.table` for every source schema that has `table`.

@@ -73,6 +73,20 @@ impl OptimizerRule for PushDownFragments {
             .extensions
             .get::<SparOptions>()
             .is_none_or(|o| o.pushdown);
+        // Deep expressions (long AND chains) are walked recursively by
+        // DataFusion's and sqlparser's own code (clone, print): on a deep
+        // stack, whatever thread the caller plans on.
+        stacker::maybe_grow(DEEP_RED_ZONE, DEEP_STACK, || self.push_down(plan, pushdown))
+    }
+}
+
+/// Below this much free stack, the rule moves to a new stack of
+/// [`DEEP_STACK`] bytes (the engine's `STACK_SIZE`).
+const DEEP_RED_ZONE: usize = 64 << 20;
+const DEEP_STACK: usize = 256 << 20;
+
+impl PushDownFragments {
+    fn push_down(&self, plan: LogicalPlan, pushdown: bool) -> Result<Transformed<LogicalPlan>> {
         plan.transform_up_with_subqueries(|node| match &node {
             LogicalPlan::TableScan(scan) => {
                 let Some(table) = source_table(&scan.source) else {

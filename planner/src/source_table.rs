@@ -173,10 +173,15 @@ impl TableProvider for SourceTable {
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
         let schema = self.df_schema();
+        // The filters are joined by AND in one WHERE clause, whose depth
+        // the source limits: each takes its depth and one AND.
+        let mut budget = self.dialect.max_expr_depth();
         Ok(filters
             .iter()
             .map(|f| {
-                if schema.as_ref().is_some_and(|s| self.pushable(f, s)) {
+                let cost = spar_connectors::dialect::expr_depth(f) + 1;
+                if cost <= budget && schema.as_ref().is_some_and(|s| self.pushable(f, s)) {
+                    budget -= cost;
                     TableProviderFilterPushDown::Exact
                 } else {
                     TableProviderFilterPushDown::Unsupported

@@ -114,6 +114,7 @@ pub fn run(cli: Cli) -> ExitCode {
     init_logging(&cli.log, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(spar_engine::STACK_SIZE)
         .build()
     {
         Ok(rt) => rt,
@@ -172,6 +173,9 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     }
     if let Some(metrics) = args.metrics {
         config.server.metrics = Some(metrics);
+    }
+    for warning in config.warnings() {
+        eprintln!("spar: warning: {warning}");
     }
     let engine = Engine::from_config(config.clone()).await?;
     let bind = |addr: String, what: &'static str| async move {

@@ -212,15 +212,30 @@ impl Collector for SourceCollector {
 pub async fn serve_http(
     listener: tokio::net::TcpListener,
     metrics: std::sync::Arc<Metrics>,
+    token: Option<spar_engine::MetricsToken>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let for_metrics = std::sync::Arc::clone(&metrics);
+    let expected = token.map(|t| format!("Bearer {}", t.0));
     let app = axum::Router::new()
         .route(
             "/metrics",
-            get(move || {
+            get(move |headers: axum::http::HeaderMap| {
                 let m = std::sync::Arc::clone(&for_metrics);
+                let authorized = match &expected {
+                    None => true,
+                    Some(expected) => headers
+                        .get(header::AUTHORIZATION)
+                        .is_some_and(|v| constant_time_eq(v.as_bytes(), expected.as_bytes())),
+                };
                 async move {
+                    if !authorized {
+                        return (
+                            StatusCode::UNAUTHORIZED,
+                            "send `authorization: Bearer <server.metrics_token>`\n",
+                        )
+                            .into_response();
+                    }
                     (
                         [(
                             header::CONTENT_TYPE,
@@ -228,6 +243,7 @@ pub async fn serve_http(
                         )],
                         m.render(),
                     )
+                        .into_response()
                 }
             }),
         )
@@ -238,4 +254,9 @@ pub async fn serve_http(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Whether `a` equals `b`, in a time that depends on their lengths only.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -192,12 +192,20 @@ impl Server {
 
     /// The response to `GET path` on the metrics endpoint, headers included.
     pub async fn metrics_text(&self, path: &str) -> String {
+        self.metrics_text_with(path, "").await
+    }
+
+    /// [`Server::metrics_text`], sending the request header lines `headers`
+    /// (each ending in `\r\n`).
+    pub async fn metrics_text_with(&self, path: &str, headers: &str) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = ok(tokio::net::TcpStream::connect(self.metrics).await);
         ok(stream
             .write_all(
-                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
+                format!(
+                    "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n"
+                )
+                .as_bytes(),
             )
             .await);
         let mut out = String::new();

@@ -463,8 +463,11 @@ async fn grants_limit_what_a_session_sees() {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
+        // Answered as a missing table: the grants reveal nothing beyond.
+        assert!(e.starts_with("table `"), "{sql}: {e}");
+        assert!(e.contains("not found"), "{sql}: {e}");
         assert!(
-            e.starts_with("permission denied: user `ann` may not read"),
+            !e.contains("customers (") && !e.contains("crm ("),
             "{sql}: {e}"
         );
     }

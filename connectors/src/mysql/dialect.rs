@@ -1,5 +1,6 @@
 //! MySQL's and MariaDB's spelling and capabilities.
 
+use std::fmt::Write;
 use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::DataType;
@@ -78,6 +79,23 @@ impl SqlDialect for MySqlSqlDialect {
 
     fn unparser(&self) -> &dyn Dialect {
         &UNPARSER
+    }
+
+    /// A value without a backslash or NUL in standard quotes (the same with
+    /// and without `NO_BACKSLASH_ESCAPES`); any other as its UTF-8 bytes in
+    /// hex with the character set named, `_utf8mb4 X'…'`, which no SQL
+    /// mode reads otherwise.
+    fn string_literal(&self, value: &str) -> Option<String> {
+        if !value.contains(['\\', '\0']) {
+            return crate::spell::standard_string_literal(value);
+        }
+        let mut out = String::with_capacity(2 * value.len() + 12);
+        out.push_str("_utf8mb4 X'");
+        for byte in value.bytes() {
+            let _ = write!(out, "{byte:02X}");
+        }
+        out.push('\'');
+        Some(out)
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -91,9 +91,9 @@ impl MySqlConnector {
         })
     }
 
-    /// Rows per record batch (at least 1).
+    /// Rows per record batch (from 1 to [`crate::MAX_BATCH_SIZE`]).
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
+        self.batch_size = batch_size.clamp(1, crate::MAX_BATCH_SIZE);
         self
     }
 

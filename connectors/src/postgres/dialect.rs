@@ -51,6 +51,29 @@ impl SqlDialect for PostgresSqlDialect {
         &UNPARSER
     }
 
+    /// A value without a backslash in standard quotes (the same in every
+    /// setting of `standard_conforming_strings`); one with a backslash as an
+    /// escape string, `E'…'`, where each backslash and quote is doubled
+    /// (read the same whatever that setting). PostgreSQL text has no NUL.
+    fn string_literal(&self, value: &str) -> Option<String> {
+        if !value.contains('\\') {
+            return crate::spell::standard_string_literal(value);
+        }
+        if value.contains('\0') {
+            return None;
+        }
+        let mut out = String::with_capacity(value.len() + 4);
+        out.push_str("E'");
+        for c in value.chars() {
+            if matches!(c, '\'' | '\\') {
+                out.push(c);
+            }
+            out.push(c);
+        }
+        out.push('\'');
+        Some(out)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             filter: true,

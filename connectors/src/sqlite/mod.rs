@@ -61,9 +61,10 @@ impl SqliteConnector {
         }
     }
 
-    /// Rows per record batch streamed by [`Connector::execute`] (at least 1).
+    /// Rows per record batch streamed by [`Connector::execute`] (from 1 to
+    /// [`crate::MAX_BATCH_SIZE`]).
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
+        self.batch_size = batch_size.clamp(1, crate::MAX_BATCH_SIZE);
         self
     }
 

@@ -217,6 +217,22 @@ fn server_and_user_errors_name_the_key() {
             "spar.toml: `server.limits.max_result_rows`: expected a positive number, found 0",
         ),
         (
+            "[server]\ntoken_ttl = \"1000000y\"",
+            "spar.toml: `server.token_ttl`: expected a duration of at most 365 days",
+        ),
+        (
+            "[server.limits]\nmax_concurrent_queries = 9223372036854775807",
+            "spar.toml: `server.limits.max_concurrent_queries`: expected at most 1000000",
+        ),
+        (
+            "[sources.a]\nkind = \"sqlite\"\nreplicas = [\"a.db\"]\nbatch_size = 9223372036854775807",
+            "spar.toml: `sources.a.batch_size`: expected a number of rows from 1 to 1048576",
+        ),
+        (
+            "[sources.a]\nkind = \"sqlite\"\nreplicas = [\"${NOPE\"]",
+            "spar.toml: `sources.a.replicas[0]`: `${` without a closing `}`",
+        ),
+        (
             "[server]\ntls = { cert = \"a.pem\" }",
             "spar.toml: `server.tls`: expected both `cert` and `key`",
         ),
@@ -242,4 +258,17 @@ fn server_and_user_errors_name_the_key() {
         assert!(e.starts_with(expected), "{text}: got {e}");
         assert!(!e.contains("secret"), "{e}");
     }
+}
+
+#[test]
+fn grants_naming_no_source_are_warned_of() -> Result<()> {
+    let c = parse(
+        "[sources.sales]\nkind = \"sqlite\"\nreplicas = [\"s.db\"]\n\
+         [[users]]\nname = \"ann\"\npassword_hash = \"$argon2id$x\"\ngrants = [\"sales.main.*\", \"slaes\", \"*\"]",
+    )?;
+    assert_eq!(
+        c.warnings(),
+        ["users `ann`: grant `slaes.*.*` names no source (the sources are sales); it grants nothing"]
+    );
+    Ok(())
 }

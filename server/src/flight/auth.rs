@@ -9,10 +9,18 @@
 //! ```
 //!
 //! Tokens live in this process only: a restart revokes them all.
+//!
+//! Password checks are bounded: at most [`VERIFY_AT_ONCE`] argon2
+//! verifications run at a time (each holds about 19 MiB), at most
+//! [`VERIFY_QUEUE`] handshakes wait for one (the rest are refused at once),
+//! and failures lock their user name and address out for a while
+//! ([`super::throttle`]).
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -22,9 +30,20 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use futures::FutureExt;
 use spar_engine::{Access, ServerConfig, UserConfig};
+use tokio::sync::Semaphore;
 use tonic::codegen::http;
 use tonic::Status;
+
+use super::throttle::Throttle;
+
+/// argon2 verifications that run at once.
+pub(crate) const VERIFY_AT_ONCE: usize = 2;
+/// Handshakes that may wait for a verification; more are refused.
+pub(crate) const VERIFY_QUEUE: usize = 64;
+/// Live tokens one user may hold; a new one replaces their oldest.
+pub(crate) const TOKENS_PER_USER: usize = 1024;
 
 /// The gRPC path of the handshake: the one call that needs no token.
 const HANDSHAKE_PATH: &str = "/arrow.flight.protocol.FlightService/Handshake";
@@ -60,6 +79,12 @@ pub(crate) struct Authenticator {
     /// A hash to verify against for unknown users, so that a wrong user
     /// name takes as long as a wrong password.
     decoy: String,
+    /// Slots for argon2 verifications ([`VERIFY_AT_ONCE`]).
+    verify_slots: Semaphore,
+    /// Handshakes holding or waiting for a slot ([`VERIFY_QUEUE`]).
+    verifying: AtomicUsize,
+    /// Failed logins per user name and address.
+    throttle: Throttle,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -119,14 +144,19 @@ impl Authenticator {
             ttl: server.token_ttl,
             tokens: Mutex::new(HashMap::new()),
             decoy: hash_password("decoy").map_err(|e| e.to_string())?,
+            verify_slots: Semaphore::new(VERIFY_AT_ONCE),
+            verifying: AtomicUsize::new(0),
+            throttle: Throttle::default(),
         })
     }
 
     /// Verifies an `authorization: Basic ...` header (or its absence, when
-    /// anonymous access is allowed) and issues a token.
+    /// anonymous access is allowed) from a client at `address`, and issues
+    /// a token.
     pub(crate) async fn login(
         self: &Arc<Self>,
         authorization: Option<&str>,
+        address: Option<IpAddr>,
     ) -> Result<(String, Arc<Principal>), Status> {
         let principal = match authorization {
             None => self.anonymous.clone().ok_or_else(|| {
@@ -136,11 +166,7 @@ impl Authenticator {
             })?,
             Some(header) => {
                 let (user, password) = parse_basic(header)?;
-                let me = Arc::clone(self);
-                // argon2 costs tens of milliseconds of CPU: off the async threads.
-                tokio::task::spawn_blocking(move || me.verify(&user, &password))
-                    .await
-                    .map_err(|_| Status::internal("password check was interrupted; try again"))??
+                self.check_password(user, password, address).await?
             }
         };
         let mut bytes = [0u8; 32];
@@ -149,6 +175,17 @@ impl Authenticator {
         let now = Instant::now();
         if let Ok(mut tokens) = self.tokens.lock() {
             tokens.retain(|_, t| t.expires > now);
+            let theirs = tokens
+                .iter()
+                .filter(|(_, t)| t.principal.user == principal.user);
+            if theirs.clone().count() >= TOKENS_PER_USER {
+                let oldest = theirs
+                    .min_by_key(|(_, t)| t.expires)
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    tokens.remove(&oldest);
+                }
+            }
             tokens.insert(
                 token.clone(),
                 Token {
@@ -159,6 +196,58 @@ impl Authenticator {
         }
         tracing::info!(user = principal.user, "authenticated");
         Ok((token, principal))
+    }
+
+    /// Checks a password within the bounds of the module docs.
+    async fn check_password(
+        self: &Arc<Self>,
+        user: String,
+        password: String,
+        address: Option<IpAddr>,
+    ) -> Result<Arc<Principal>, Status> {
+        let locked = |wait: Duration| {
+            Status::unauthenticated(format!(
+                "too many failed logins for this user name or from this address; try again in {} s",
+                wait.as_secs().max(1)
+            ))
+        };
+        if let Some(wait) = self.throttle.locked_for(&user, address) {
+            return Err(locked(wait));
+        }
+        /// Counts a handshake in [`Authenticator::verifying`] while alive.
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        if self.verifying.fetch_add(1, Ordering::AcqRel) >= VERIFY_QUEUE + VERIFY_AT_ONCE {
+            self.verifying.fetch_sub(1, Ordering::AcqRel);
+            return Err(Status::resource_exhausted(
+                "too many handshakes in progress; try again shortly",
+            ));
+        }
+        let _waiting = Waiting(&self.verifying);
+        let _slot = self
+            .verify_slots
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("the server is shutting down"))?;
+        // Failures may have piled up while this one waited.
+        if let Some(wait) = self.throttle.locked_for(&user, address) {
+            return Err(locked(wait));
+        }
+        let me = Arc::clone(self);
+        let name = user.clone();
+        // argon2 costs tens of milliseconds of CPU: off the async threads.
+        let checked = tokio::task::spawn_blocking(move || me.verify(&name, &password))
+            .await
+            .map_err(|_| Status::internal("password check was interrupted; try again"))?;
+        match &checked {
+            Ok(_) => self.throttle.succeeded(&user, address),
+            Err(_) => self.throttle.failed(&user, address),
+        }
+        checked
     }
 
     fn verify(&self, user: &str, password: &str) -> Result<Arc<Principal>, Status> {
@@ -291,13 +380,34 @@ where
                 Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
             }
         }
+        let path = request.uri().path().to_string();
         let call = self.inner.call(request);
         Box::pin(async move {
-            let mut response = call.await?;
+            // A panic anywhere in a request (a bug) fails that request,
+            // not the connection or the server.
+            let mut response = match std::panic::AssertUnwindSafe(call).catch_unwind().await {
+                Ok(response) => response?,
+                Err(panic) => {
+                    tracing::error!(path, panic = panic_message(&panic), "request panicked");
+                    return Ok(Status::internal(
+                        "internal error while serving this request (logged on the server); the server keeps serving",
+                    )
+                    .into_http());
+                }
+            };
             super::status::malformed_is_invalid_argument(response.headers_mut());
             Ok(response)
         })
     }
+}
+
+/// The message of a caught panic, for the log.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 #[cfg(test)]

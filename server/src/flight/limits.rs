@@ -89,15 +89,16 @@ impl Admission {
 /// Running queries by id, for `CancelFlightInfo`.
 #[derive(Debug, Default)]
 pub(crate) struct Running {
-    queries: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    /// By query id: the owner, and the sender that cancels the query.
+    queries: Mutex<HashMap<String, (String, oneshot::Sender<()>)>>,
 }
 
 impl Running {
     /// Registers a query; the receiver fires when it is cancelled.
-    fn register(&self, id: &str) -> oneshot::Receiver<()> {
+    fn register(&self, id: &str, owner: &str) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
         if let Ok(mut q) = self.queries.lock() {
-            q.insert(id.to_string(), tx);
+            q.insert(id.to_string(), (owner.to_string(), tx));
         }
         rx
     }
@@ -108,10 +109,14 @@ impl Running {
         }
     }
 
-    /// Cancels a running query; false when none runs under this id.
-    pub(crate) fn cancel(&self, id: &str) -> bool {
-        let sender = self.queries.lock().ok().and_then(|mut q| q.remove(id));
-        sender.is_some_and(|tx| tx.send(()).is_ok())
+    /// Cancels a running query of `owner`'s; false when none of theirs
+    /// runs under this id.
+    pub(crate) fn cancel(&self, id: &str, owner: &str) -> bool {
+        let sender = self.queries.lock().ok().and_then(|mut q| match q.get(id) {
+            Some((o, _)) if o == owner => q.remove(id),
+            _ => None,
+        });
+        sender.is_some_and(|(_, tx)| tx.send(()).is_ok())
     }
 
     /// How many queries run now.
@@ -124,7 +129,7 @@ impl Running {
         let senders: Vec<_> = self
             .queries
             .lock()
-            .map(|mut q| q.drain().map(|(_, tx)| tx).collect())
+            .map(|mut q| q.drain().map(|(_, (_, tx))| tx).collect())
             .unwrap_or_default();
         for tx in senders {
             let _ = tx.send(());
@@ -159,7 +164,7 @@ pub(crate) struct QueryStream {
 
 impl QueryStream {
     pub(crate) fn new(inner: SendableRecordBatchStream, ctx: QueryContext) -> Self {
-        let cancelled = Some(ctx.running.register(&ctx.id));
+        let cancelled = Some(ctx.running.register(&ctx.id, &ctx.user));
         let sleep = ctx.deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
         ctx.metrics.query_started();
         Self {
@@ -233,7 +238,24 @@ impl Stream for QueryStream {
         let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        match inner.poll_next_unpin(cx) {
+        // A panic while computing the query (a bug) fails this query only.
+        let polled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll_next_unpin(cx)));
+        let polled = match polled {
+            Ok(polled) => polled,
+            Err(panic) => {
+                tracing::error!(
+                    query_id = self.ctx.id,
+                    panic = super::auth::panic_message(&panic),
+                    "query panicked"
+                );
+                let id = self.ctx.id.clone();
+                return self.fail(Status::internal(format!(
+                    "internal error in query {id} (logged on the server); the server keeps serving"
+                )));
+            }
+        };
+        match polled {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
                 self.finish(Outcome::Ok);

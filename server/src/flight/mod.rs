@@ -9,17 +9,22 @@
 //! ```
 //!
 //! - [`auth`]: handshake, tokens, the layer that checks them.
+//! - [`throttle`]: back-off after failed logins, per user and address.
 //! - [`service`]: the `FlightSqlService`: statements, prepared statements,
 //!   metadata, cancellation.
 //! - [`metadata`]: what the metadata commands return.
 //! - [`limits`]: concurrency, timeout, row cap; running queries.
 //! - [`status`]: errors to gRPC status codes, in one place.
+//! - [`ticket`]: statement tickets, sealed so that only this server's own
+//!   bytes are ever decoded.
 
 pub(crate) mod auth;
 pub(crate) mod limits;
 pub(crate) mod metadata;
 pub mod service;
 pub(crate) mod status;
+pub(crate) mod throttle;
+pub(crate) mod ticket;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,6 +42,18 @@ pub use service::SparFlightSql;
 
 use crate::error::CliError;
 use crate::metrics::Metrics;
+
+/// Refuses to serve `/metrics` on an address that is not loopback without
+/// a token: anyone who reaches it would read the server's metrics.
+fn metrics_exposure(addr: std::net::SocketAddr, has_token: bool) -> Result<(), CliError> {
+    if addr.ip().is_loopback() || has_token {
+        return Ok(());
+    }
+    Err(CliError::Serve(format!(
+        "server.metrics listens on {addr}, which is not a loopback address, and /metrics would be open to anyone who reaches it; \
+         set server.metrics_token, or listen on 127.0.0.1"
+    )))
+}
 
 /// After the grace period, cancelled queries get this long to wind down
 /// before the server stops waiting for them.
@@ -91,10 +108,14 @@ pub async fn run(
 
     let shutdown = shutdown.shared();
     if let Some(listener) = metrics_listener {
+        if let Ok(addr) = listener.local_addr() {
+            metrics_exposure(addr, server_config.metrics_token.is_some())?;
+        }
         let metrics = Arc::clone(&metrics);
         let stop = shutdown.clone();
+        let token = server_config.metrics_token.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::metrics::serve_http(listener, metrics, stop).await {
+            if let Err(e) = crate::metrics::serve_http(listener, metrics, token, stop).await {
                 tracing::error!(error = %e, "metrics endpoint failed");
             }
         });
@@ -132,5 +153,23 @@ pub async fn run(
             tracing::warn!("connections still open after the grace period; stopping");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_off_loopback_need_a_token() {
+        let parse = |a: &str| {
+            a.parse::<std::net::SocketAddr>()
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert!(metrics_exposure(parse("127.0.0.1:9187"), false).is_ok());
+        assert!(metrics_exposure(parse("[::1]:9187"), false).is_ok());
+        let open = metrics_exposure(parse("0.0.0.0:9187"), false).map_err(|e| e.to_string());
+        assert!(open.is_err_and(|e| e.contains("set server.metrics_token")));
+        assert!(metrics_exposure(parse("0.0.0.0:9187"), true).is_ok());
     }
 }

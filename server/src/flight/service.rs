@@ -37,6 +37,7 @@ use datafusion::common::ScalarValue;
 use datafusion::prelude::DataFrame;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
+use spar_engine::stack::OnDeepStack;
 use spar_engine::{Engine, Session, SessionOptions};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -44,23 +45,10 @@ use super::auth::{Authenticator, Principal};
 use super::limits::{Admission, QueryContext, QueryStream, Running};
 use super::metadata;
 use super::status::{datafusion_status, engine_status};
+use super::ticket::{QueryTicket, TicketKey};
 use crate::metrics::Metrics;
 
 type DoGetStream = <SparFlightSql as FlightService>::DoGetStream;
-
-/// What a statement ticket carries (inside `TicketStatementQuery`).
-#[derive(Clone, PartialEq, prost::Message)]
-struct QueryTicket {
-    /// The query's id: in logs, errors and cancel requests.
-    #[prost(string, tag = "1")]
-    query_id: String,
-    /// The SQL.
-    #[prost(string, tag = "2")]
-    sql: String,
-    /// Bound parameters: one row as an Arrow IPC stream (empty for none).
-    #[prost(bytes = "vec", tag = "3")]
-    parameters: Vec<u8>,
-}
 
 /// A prepared statement, owned by the user who made it.
 struct Prepared {
@@ -104,6 +92,9 @@ struct Inner {
     pending: Mutex<HashMap<String, Pending>>,
     sql_info: SqlInfoData,
     xdbc: XdbcTypeInfoData,
+    /// Seals statement tickets, so that `DoGet` decodes only what this
+    /// process encoded.
+    tickets: TicketKey,
 }
 
 impl SparFlightSql {
@@ -125,6 +116,7 @@ impl SparFlightSql {
                 pending: Mutex::new(HashMap::new()),
                 sql_info: metadata::sql_info().map_err(|e| e.to_string())?,
                 xdbc: metadata::xdbc_types().map_err(|e| e.to_string())?,
+                tickets: TicketKey::random(),
             }),
         })
     }
@@ -214,7 +206,7 @@ impl SparFlightSql {
             }
         }
         let handle = TicketStatementQuery {
-            statement_handle: ticket.encode_to_vec().into(),
+            statement_handle: self.inner.tickets.seal(&ticket).into(),
         };
         flight_info(&schema, handle.as_any().encode_to_vec(), descriptor)
     }
@@ -409,7 +401,8 @@ impl FlightSqlService for SparFlightSql {
                 Status::invalid_argument("the authorization header is not ASCII text")
             })?),
         };
-        let (token, _) = self.inner.auth.login(header).await?;
+        let address = request.remote_addr().map(|a| a.ip());
+        let (token, _) = self.inner.auth.login(header, address).await?;
         let bearer = format!("Bearer {token}")
             .parse()
             .map_err(|_| Status::internal("cannot encode the token"))?;
@@ -433,6 +426,7 @@ impl FlightSqlService for SparFlightSql {
             query_id: new_id(),
             sql: query.query,
             parameters: Vec::new(),
+            owner: p.user.clone(),
         };
         let info = self
             .statement_info(&p, ticket, request.into_inner())
@@ -467,6 +461,7 @@ impl FlightSqlService for SparFlightSql {
             query_id: new_id(),
             sql,
             parameters,
+            owner: p.user.clone(),
         };
         let info = self
             .statement_info(&p, ticket, request.into_inner())
@@ -480,11 +475,10 @@ impl FlightSqlService for SparFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let p = principal(&request)?;
-        let ticket = QueryTicket::decode(ticket.statement_handle.as_ref()).map_err(|_| {
-            Status::invalid_argument(
-                "malformed statement ticket; use the ticket GetFlightInfo returned",
-            )
-        })?;
+        let ticket = self
+            .inner
+            .tickets
+            .open(ticket.statement_handle.as_ref(), &p.user)?;
         let limits = self.inner.admission.limits();
         let permits = match self.inner.admission.admit(&p.user) {
             Ok(permits) => permits,
@@ -505,7 +499,8 @@ impl FlightSqlService for SparFlightSql {
             }
         };
         let query_id = ticket.query_id.clone();
-        let stream = plan.execute_stream().await.map_err(|e| {
+        // Optimizing and planning walk deep expressions recursively.
+        let stream = OnDeepStack::new(plan.execute_stream()).await.map_err(|e| {
             let status = datafusion_status(&e, &query_id);
             self.inner.metrics.query_failed_early(status.code());
             status
@@ -654,11 +649,11 @@ impl FlightSqlService for SparFlightSql {
         query: ActionCancelQueryRequest,
         request: Request<Action>,
     ) -> Result<ActionCancelQueryResult, Status> {
-        principal(&request)?;
+        let p = principal(&request)?;
         let info = FlightInfo::decode(query.info.as_ref())
             .map_err(|_| Status::invalid_argument("malformed FlightInfo in the cancel request"))?;
         Ok(ActionCancelQueryResult {
-            result: self.cancel(&info) as i32,
+            result: self.cancel(&info, &p.user) as i32,
         })
     }
 
@@ -666,7 +661,7 @@ impl FlightSqlService for SparFlightSql {
         &self,
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
-        principal(&request)?;
+        let p = principal(&request)?;
         let action = request.into_inner();
         if action.r#type != "CancelFlightInfo" {
             return Err(Status::invalid_argument(format!(
@@ -679,7 +674,7 @@ impl FlightSqlService for SparFlightSql {
         let info = cancel.info.ok_or_else(|| {
             Status::invalid_argument("CancelFlightInfoRequest without a FlightInfo")
         })?;
-        let result = CancelFlightInfoResult::new(self.cancel(&info));
+        let result = CancelFlightInfoResult::new(self.cancel(&info, &p.user));
         let body = arrow_flight::Result::new(result.encode_to_vec());
         Ok(Response::new(Box::pin(futures::stream::iter([Ok(body)]))))
     }
@@ -885,8 +880,10 @@ impl FlightSqlService for SparFlightSql {
 }
 
 impl SparFlightSql {
-    /// Cancels the query behind a `FlightInfo` this server returned.
-    fn cancel(&self, info: &FlightInfo) -> CancelStatus {
+    /// Cancels the query behind a `FlightInfo` this server returned to
+    /// `user`. Another user's query (whose ticket does not open for
+    /// `user`) is not cancellable, as if it did not exist.
+    fn cancel(&self, info: &FlightInfo, user: &str) -> CancelStatus {
         let mut status = CancelStatus::NotCancellable;
         for endpoint in &info.endpoint {
             let Some(ticket) = &endpoint.ticket else {
@@ -895,7 +892,7 @@ impl SparFlightSql {
             let Some(query_id) = arrow_flight::sql::Any::decode(ticket.ticket.as_ref())
                 .ok()
                 .and_then(|any| any.unpack::<TicketStatementQuery>().ok().flatten())
-                .and_then(|t| QueryTicket::decode(t.statement_handle.as_ref()).ok())
+                .and_then(|t| self.inner.tickets.open(&t.statement_handle, user).ok())
                 .map(|t| t.query_id)
             else {
                 continue;
@@ -903,9 +900,11 @@ impl SparFlightSql {
             // A plan still waiting for its DoGet is dropped (a later DoGet
             // plans again); only a running query counts as cancelled.
             if let Ok(mut pending) = self.inner.pending.lock() {
-                pending.remove(&query_id);
+                if pending.get(&query_id).is_some_and(|p| p.owner == user) {
+                    pending.remove(&query_id);
+                }
             }
-            if self.inner.running.cancel(&query_id) {
+            if self.inner.running.cancel(&query_id, user) {
                 tracing::info!(query_id, "query cancelled");
                 status = CancelStatus::Cancelled;
             }

@@ -3,8 +3,7 @@
 //! | error                                   | status             |
 //! |-----------------------------------------|--------------------|
 //! | syntax, planning, bad parameters        | `InvalidArgument`  |
-//! | unknown table                           | `NotFound`         |
-//! | missing grant                           | `PermissionDenied` |
+//! | unknown table, or one outside the grants | `NotFound` (the same message for both) |
 //! | source unreachable, busy, timed out     | `Unavailable`      |
 //! | a limit (memory, rows, concurrency)     | `ResourceExhausted`|
 //! | query timeout                           | `DeadlineExceeded` |
@@ -26,11 +25,10 @@ use tonic::Status;
 /// The status for an engine error raised while serving query `query_id`.
 pub(crate) fn engine_status(e: &EngineError, query_id: &str) -> Status {
     match e {
-        EngineError::Syntax { .. } | EngineError::AmbiguousTable { .. } => {
-            Status::invalid_argument(e.to_string())
-        }
+        EngineError::Syntax { .. }
+        | EngineError::AmbiguousTable { .. }
+        | EngineError::TooDeep { .. } => Status::invalid_argument(e.to_string()),
         EngineError::UnknownTable { .. } => Status::not_found(e.to_string()),
-        EngineError::PermissionDenied { .. } => Status::permission_denied(e.to_string()),
         EngineError::SourceUnavailable { .. } => Status::unavailable(e.to_string()),
         EngineError::Connector { error, .. } => connector_status(error, e.to_string()),
         EngineError::DataFusion(inner) => datafusion_status(inner, query_id),
@@ -157,13 +155,6 @@ mod tests {
                     hint: String::new(),
                 },
                 Code::NotFound,
-            ),
-            (
-                EngineError::PermissionDenied {
-                    user: "ann".into(),
-                    table: "a.b.c".into(),
-                },
-                Code::PermissionDenied,
             ),
             (
                 EngineError::Syntax {
