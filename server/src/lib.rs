@@ -6,6 +6,8 @@
 //! - [`cli`]: the command line (clap) and what each subcommand runs.
 //! - [`flight`]: `spar serve`, the Arrow Flight SQL endpoint: auth, TLS,
 //!   grants, limits, cancellation.
+//! - [`fuzzing`]: entry points that feed arbitrary bytes to the code that
+//!   reads client input (tickets, commands, Flight data, config, SQL).
 //! - [`metrics`]: Prometheus metrics and the `/metrics`, `/health` endpoint.
 //! - [`output`]: result formats: table, CSV (PostgreSQL's conventions), JSON.
 //! - [`shell`]: the interactive shell (rustyline), also reading piped input,
@@ -20,6 +22,7 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod flight;
+pub mod fuzzing;
 pub mod metrics;
 pub mod output;
 pub mod remote;

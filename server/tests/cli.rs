@@ -504,7 +504,7 @@ fn serve_demo() -> (
     let config = demo_dir().join("serve.toml");
     std::fs::write(
         &config,
-        format!("{demo}\n[server]\nshutdown_grace = \"1s\"\n[[users]]\nname = \"ann\"\npassword_hash = \"{hash}\"\ngrants = [\"*\"]\n"),
+        format!("{demo}\n[server]\nshutdown_grace = \"1s\"\n[[users]]\nname = \"ann\"\npassword_hash = \"{hash}\"\ngrants = [\"*\", \"slaes.main\"]\n"),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let mut child = spar()
@@ -524,6 +524,7 @@ fn serve_demo() -> (
         .unwrap_or_else(|e| panic!("{e}"));
     let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
     let mut lines = std::io::BufReader::new(stderr).lines();
+    let mut before = Vec::new();
     let address = loop {
         let line = lines
             .next()
@@ -532,9 +533,10 @@ fn serve_demo() -> (
         if let Some(addr) = line.strip_prefix("spar: serving Flight SQL on ") {
             break addr.to_string();
         }
+        before.push(line);
     };
     // Keep draining stderr so the server never blocks on a full pipe.
-    let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let logs = Arc::new(std::sync::Mutex::new(before));
     let kept = Arc::clone(&logs);
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
@@ -567,6 +569,12 @@ fn remote_shell(address: &str, password: &str, stdin: &str) -> Output {
 fn the_shell_works_over_flight_sql() {
     let (address, mut server, logs) = serve_demo();
     assert!(address.starts_with("grpc://127.0.0.1:"), "{address}");
+    // A grant naming no source is warned of at start.
+    let warned = logs.lock().map(|l| {
+        l.iter()
+            .any(|line| line.contains("warning: users `ann`: grant `slaes.main.*` names no source"))
+    });
+    assert_eq!(warned.ok(), Some(true), "{logs:?}");
     let out = remote_shell(
         &address,
         "ann-pw",
@@ -638,5 +646,41 @@ fn the_shell_works_over_flight_sql() {
             .iter()
             .any(|l| l.contains("ann-pw") || l.contains("argon2id")),
         "{logs:#?}"
+    );
+}
+
+#[test]
+fn deep_expressions_answer_or_are_refused_without_ending_the_process() {
+    // 1,500 ANDs overflowed `spar query`'s stack at 10,000; `spar serve`'s
+    // threads at 1,500.
+    let chain = |n: usize| {
+        let terms: Vec<String> = (0..n)
+            .map(|i| format!("o_orderkey <> {}", -1 - i as i64))
+            .collect();
+        format!("SELECT count(*) FROM orders WHERE {}", terms.join(" AND "))
+    };
+    // Too long for a command-line argument: from a file.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let query_file = |n: usize| {
+        let path = dir.path().join(format!("chain{n}.sql"));
+        std::fs::write(&path, chain(n)).unwrap_or_else(|e| panic!("{e}"));
+        spar()
+            .args(["query", "--format", "csv", "-c"])
+            .arg(demo_dir().join("spar.toml"))
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| panic!("spar query: {e}"))
+    };
+    let out = query_file(3000);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = demo_query("SELECT count(*) FROM orders", "csv");
+    assert_eq!(text(&out.stdout), text(&expected.stdout));
+    let out = query_file(10_000);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("nest more than 5000 levels deep"),
+        "{}",
+        text(&out.stderr)
     );
 }

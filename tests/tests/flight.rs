@@ -714,11 +714,13 @@ async fn concurrency_limits_refuse_and_free_their_slots() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn cancel_flight_info_stops_a_running_query() {
-    let server = start("").await;
-    let client = server.client("ann", "ann-pw").await;
-    let mut raw = connect_raw(&server, Some(&token_of(&client))).await;
+/// Starts the endless query as `client`'s user; its `FlightInfo` and its
+/// result stream, once it runs.
+async fn start_endless(
+    server: &Server,
+    client: &FlightSqlServiceClient<Channel>,
+) -> (FlightInfo, tonic::Streaming<arrow_flight::FlightData>) {
+    let mut raw = connect_raw(server, Some(&token_of(client))).await;
     let info = ok(raw
         .info(CommandStatementQuery {
             query: ENDLESS.into(),
@@ -726,9 +728,18 @@ async fn cancel_flight_info_stops_a_running_query() {
         })
         .await);
     let request = raw.request(ticket_of(&info));
-    let mut stream = ok(raw.client.do_get(request).await).into_inner();
-    // Let it start, then cancel through the action.
+    let stream = ok(raw.client.do_get(request).await).into_inner();
+    // Let it start.
     tokio::time::sleep(Duration::from_millis(300)).await;
+    (info, stream)
+}
+
+#[tokio::test]
+async fn cancel_flight_info_stops_a_running_query() {
+    let server = start("").await;
+    let client = server.client("ann", "ann-pw").await;
+    let (info, mut stream) = start_endless(&server, &client).await;
+    // Cancel through the action.
     let mut other = connect_raw(&server, Some(&token_of(&client))).await;
     let result = ok(cancel(&mut other, info.clone()).await);
     assert_eq!(result, CancelStatus::Cancelled);
@@ -1079,16 +1090,7 @@ async fn forged_tickets_are_refused_without_decoding_and_the_server_keeps_servin
 async fn only_the_owner_of_a_query_can_cancel_it() {
     let server = start("").await;
     let ann = server.client("ann", "ann-pw").await;
-    let mut raw = connect_raw(&server, Some(&token_of(&ann))).await;
-    let info = ok(raw
-        .info(CommandStatementQuery {
-            query: ENDLESS.into(),
-            transaction_id: None,
-        })
-        .await);
-    let request = raw.request(ticket_of(&info));
-    let mut stream = ok(raw.client.do_get(request).await).into_inner();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (info, mut stream) = start_endless(&server, &ann).await;
     let olly = server.client("olly", "olly-pw").await;
     let mut other = connect_raw(&server, Some(&token_of(&olly))).await;
     assert_eq!(

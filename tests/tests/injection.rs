@@ -29,6 +29,14 @@ fn cases() -> u32 {
         .unwrap_or(128)
 }
 
+/// A runtime for one test; the property runner's cases block on it.
+fn runtime() -> tokio::runtime::Runtime {
+    ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build())
+}
+
 /// Pieces that break naive quoting, and any character at all.
 fn hostile_string(max_pieces: usize, nul: bool) -> impl Strategy<Value = String> {
     let piece = prop_oneof![
@@ -144,10 +152,7 @@ async fn fragment_sql(session: &spar_engine::Session, sql: &str) -> String {
 
 #[test]
 fn string_literals_select_exactly_their_value_at_every_source() {
-    let rt = ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build());
+    let rt = runtime();
     let s = rt.block_on(sources());
     let (pg_url, my_url) = (s._pg.url("probe"), s._my.url("probe"));
     let spar = rt.block_on(engine(&s, pg_url, my_url));
@@ -235,10 +240,7 @@ fn string_literals_select_exactly_their_value_at_every_source() {
 
 #[test]
 fn the_reported_injections_return_only_the_granted_rows() {
-    let rt = ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build());
+    let rt = runtime();
     let mut s = rt.block_on(sources());
     rt.block_on(async {
         ok(s._my
@@ -270,10 +272,7 @@ fn the_reported_injections_return_only_the_granted_rows() {
 
 #[test]
 fn tables_columns_and_aliases_with_hostile_names_are_read_by_those_names() {
-    let rt = ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build());
+    let rt = runtime();
     let mut s = rt.block_on(sources());
     // Names every source accepts: no NUL, characters of the BMP only
     // (MySQL), at most 20 characters (PostgreSQL's 63 bytes), not ending in

@@ -9,6 +9,8 @@
 //! ```
 //!
 //! - [`auth`]: handshake, tokens, the layer that checks them.
+//! - [`ipc`]: Arrow IPC from clients, checked before it is decoded; the
+//!   parameter row of a prepared statement.
 //! - [`throttle`]: back-off after failed logins, per user and address.
 //! - [`service`]: the `FlightSqlService`: statements, prepared statements,
 //!   metadata, cancellation.
@@ -19,6 +21,7 @@
 //!   bytes are ever decoded.
 
 pub(crate) mod auth;
+pub(crate) mod ipc;
 pub(crate) mod limits;
 pub(crate) mod metadata;
 pub mod service;

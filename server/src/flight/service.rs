@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
-use arrow_flight::decode::FlightRecordBatchStream;
+use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
@@ -33,15 +32,15 @@ use arrow_flight::{
     FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
     Ticket,
 };
-use datafusion::common::ScalarValue;
 use datafusion::prelude::DataFrame;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, TryStreamExt};
 use prost::Message;
 use spar_engine::stack::OnDeepStack;
 use spar_engine::{Engine, Session, SessionOptions};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::{Authenticator, Principal};
+use super::ipc::{decode_parameters, encode_parameters, parameter_row};
 use super::limits::{Admission, QueryContext, QueryStream, Running};
 use super::metadata;
 use super::status::{datafusion_status, engine_status};
@@ -313,41 +312,6 @@ pub(crate) fn batch_stream(batch: RecordBatch) -> DoGetStream {
     )
 }
 
-fn encode_parameters(batch: &RecordBatch) -> Result<Vec<u8>, Status> {
-    let encode = || -> Result<Vec<u8>, arrow::error::ArrowError> {
-        let mut out = Vec::new();
-        let mut writer = StreamWriter::try_new(&mut out, &batch.schema())?;
-        writer.write(batch)?;
-        writer.finish()?;
-        drop(writer);
-        Ok(out)
-    };
-    encode().map_err(|e| Status::invalid_argument(format!("cannot encode the parameters: {e}")))
-}
-
-fn decode_parameters(bytes: &[u8]) -> Result<Vec<ScalarValue>, Status> {
-    let bad =
-        |e: String| Status::invalid_argument(format!("malformed parameters in the ticket: {e}"));
-    let reader =
-        arrow::ipc::reader::StreamReader::try_new(bytes, None).map_err(|e| bad(e.to_string()))?;
-    let mut values = None;
-    for batch in reader {
-        let batch = batch.map_err(|e| bad(e.to_string()))?;
-        if batch.num_rows() != 1 || values.is_some() {
-            return Err(bad("expected one row".into()));
-        }
-        values = Some(
-            batch
-                .columns()
-                .iter()
-                .map(|c| ScalarValue::try_from_array(c, 0))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| bad(e.to_string()))?,
-        );
-    }
-    values.ok_or_else(|| bad("no row".into()))
-}
-
 /// The placeholders of a plan (`$1`, `$2`, ...) as a parameter schema, in
 /// order; a placeholder whose type cannot be inferred is `Null`-typed.
 fn parameter_schema(plan: &DataFrame) -> Result<Schema, Status> {
@@ -547,30 +511,7 @@ impl FlightSqlService for SparFlightSql {
         let expected = self.prepared(&cmd.prepared_statement_handle, &p.user, |s| {
             Arc::clone(&s.parameter_schema)
         })?;
-        let mut batches = FlightRecordBatchStream::new_from_flight_data(
-            request.into_inner().map_err(FlightError::from),
-        );
-        let mut row = None;
-        let mut rows = 0usize;
-        while let Some(batch) = batches.next().await {
-            let batch = batch.map_err(|e| {
-                Status::invalid_argument(format!("cannot read the parameter batch: {e}"))
-            })?;
-            rows += batch.num_rows();
-            if rows > 1 {
-                return Err(Status::invalid_argument(format!(
-                    "expected one row of parameters (one column per placeholder), got at least {rows} rows; run the statement once per row"
-                )));
-            }
-            if batch.num_rows() == 1 {
-                row = Some(batch);
-            }
-        }
-        let Some(row) = row else {
-            return Err(Status::invalid_argument(
-                "no parameter row was sent; send one row with one column per placeholder",
-            ));
-        };
+        let row = parameter_row(request.into_inner().map_err(FlightError::from)).await?;
         if row.num_columns() != expected.fields().len() {
             return Err(Status::invalid_argument(format!(
                 "the statement has {} parameter(s), the batch has {} column(s)",

@@ -1,0 +1,1 @@
+EXPLAIN SELECT id, row_number() OVER (PARTITION BY name ORDER BY amount DESC NULLS LAST) FROM t WHERE EXISTS (SELECT 1 FROM t AS s WHERE s.id = t.id) AND amount > (SELECT avg(amount) FROM t) AND CASE WHEN id > 1 THEN name ELSE 'z' END <> 'q'
