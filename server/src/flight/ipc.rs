@@ -5,10 +5,11 @@
 //! row, one column per placeholder. Arrow's decoder trusts some sizes the
 //! sender writes: a compressed buffer's "uncompressed length" is allocated
 //! up front, so eight bytes could ask for a terabyte and abort the process.
-//! Spar never needs compression for one row: [`check_client_data`] refuses
-//! any compressed message before the decoder sees it, and a panic inside
-//! the decoder (it panics on some malformed schemas) is the request's
-//! `INVALID_ARGUMENT`.
+//! And its schema conversion and buffer slicing panic on some malformed
+//! messages. Parameters are one row of scalars, so [`check_client_data`]
+//! accepts only that: flat columns of scalar types it has checked, no
+//! dictionaries, no compression, every buffer inside the body. A panic that
+//! still happens inside the decoder is the request's `INVALID_ARGUMENT`.
 
 use arrow::array::RecordBatch;
 use arrow::ipc::writer::StreamWriter;
@@ -19,15 +20,52 @@ use datafusion::common::ScalarValue;
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use tonic::Status;
 
-/// Refuses Flight data whose IPC message is compressed (or not an IPC
-/// message at all).
+/// Refuses Flight data that arrow's decoder should not see: not an IPC
+/// message; a schema with other than flat scalar columns (arrow's schema
+/// conversion panics on some malformed types, and parameters are scalars);
+/// dictionaries; compression; buffers outside the message body.
 pub(crate) fn check_client_data(data: &FlightData) -> Result<(), FlightError> {
     if data.data_header.is_empty() {
         return Ok(());
     }
+    let refuse = |what: &str| {
+        Err(FlightError::DecodeError(format!(
+            "{what}; send one uncompressed row of scalar parameters"
+        )))
+    };
     let message = arrow::ipc::root_as_message(&data.data_header).map_err(|e| {
         FlightError::DecodeError(format!("the Flight data header is not an IPC message: {e}"))
     })?;
+    if let Some(schema) = message.header_as_schema() {
+        if schema.endianness() != arrow::ipc::Endianness::Little {
+            return refuse("big-endian Arrow IPC is not accepted");
+        }
+        let Some(fields) = schema.fields() else {
+            return refuse("the schema has no field list");
+        };
+        for field in fields {
+            if !is_scalar(&field) {
+                return refuse("a parameter column has a type Spar does not take");
+            }
+        }
+        return Ok(());
+    }
+    if message.header_as_dictionary_batch().is_some() {
+        return refuse("dictionary-encoded parameters are not accepted");
+    }
+    if let Some(batch) = message.header_as_record_batch() {
+        let body = data.data_body.len() as u64;
+        let outside = batch.buffers().iter().flatten().any(|b| {
+            u64::try_from(b.offset())
+                .ok()
+                .zip(u64::try_from(b.length()).ok())
+                .and_then(|(offset, length)| offset.checked_add(length))
+                .is_none_or(|end| end > body)
+        });
+        if outside {
+            return refuse("a buffer lies outside the message body");
+        }
+    }
     let compressed = message
         .header_as_record_batch()
         .and_then(|b| b.compression())
@@ -43,6 +81,66 @@ pub(crate) fn check_client_data(data: &FlightData) -> Result<(), FlightError> {
         ));
     }
     Ok(())
+}
+
+/// Whether an IPC schema field is a flat scalar column of a type arrow
+/// converts without panicking.
+fn is_scalar(field: &arrow::ipc::Field) -> bool {
+    use arrow::ipc::{DateUnit, IntervalUnit, Precision, TimeUnit, Type};
+    if field.dictionary().is_some() || field.children().is_some_and(|c| !c.is_empty()) {
+        return false;
+    }
+    let known_unit = |u: TimeUnit| {
+        matches!(
+            u,
+            TimeUnit::SECOND | TimeUnit::MILLISECOND | TimeUnit::MICROSECOND | TimeUnit::NANOSECOND
+        )
+    };
+    match field.type_type() {
+        Type::Null
+        | Type::Bool
+        | Type::Utf8
+        | Type::LargeUtf8
+        | Type::Binary
+        | Type::LargeBinary => true,
+        Type::Int => field
+            .type_as_int()
+            .is_some_and(|i| matches!(i.bitWidth(), 8 | 16 | 32 | 64)),
+        Type::FloatingPoint => field.type_as_floating_point().is_some_and(|f| {
+            matches!(
+                f.precision(),
+                Precision::HALF | Precision::SINGLE | Precision::DOUBLE
+            )
+        }),
+        Type::Decimal => field.type_as_decimal().is_some_and(|d| {
+            matches!(d.bitWidth(), 128 | 256)
+                && (1..=76).contains(&d.precision())
+                && (-128..=127).contains(&d.scale())
+        }),
+        Type::Date => field
+            .type_as_date()
+            .is_some_and(|d| matches!(d.unit(), DateUnit::DAY | DateUnit::MILLISECOND)),
+        Type::Time => field.type_as_time().is_some_and(|t| {
+            matches!(
+                (t.bitWidth(), t.unit()),
+                (32, TimeUnit::SECOND | TimeUnit::MILLISECOND)
+                    | (64, TimeUnit::MICROSECOND | TimeUnit::NANOSECOND)
+            )
+        }),
+        Type::Timestamp => field
+            .type_as_timestamp()
+            .is_some_and(|t| known_unit(t.unit())),
+        Type::Duration => field
+            .type_as_duration()
+            .is_some_and(|d| known_unit(d.unit())),
+        Type::Interval => field.type_as_interval().is_some_and(|i| {
+            matches!(
+                i.unit(),
+                IntervalUnit::YEAR_MONTH | IntervalUnit::DAY_TIME | IntervalUnit::MONTH_DAY_NANO
+            )
+        }),
+        _ => false,
+    }
 }
 
 /// The one parameter row in a client's Flight data stream (checked with
@@ -158,6 +256,28 @@ mod tests {
         let bytes = encode_parameters(&read).unwrap_or_else(|e| panic!("{e}"));
         let values = decode_parameters(&bytes).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(values, vec![ScalarValue::Int64(Some(7))]);
+    }
+
+    #[test]
+    fn only_flat_scalar_columns_are_accepted() {
+        use arrow::array::{Array, ListArray};
+        use arrow::datatypes::Int32Type;
+        let list = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(vec![Some(1)])]);
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "$1",
+            list.data_type().clone(),
+            true,
+        )]));
+        let batch =
+            RecordBatch::try_new(schema, vec![Arc::new(list)]).unwrap_or_else(|e| panic!("{e}"));
+        let stream = FlightDataEncoderBuilder::new().build(futures::stream::iter([Ok(batch)]));
+        let frames = futures::executor::block_on(stream.collect::<Vec<_>>());
+        let read = futures::executor::block_on(parameter_row(futures::stream::iter(frames)));
+        let e = read
+            .err()
+            .map(|e| e.message().to_string())
+            .unwrap_or_default();
+        assert!(e.contains("a type Spar does not take"), "{e}");
     }
 
     #[test]
