@@ -196,22 +196,6 @@ pub trait SqlDialect: Debug + Send + Sync {
     }
 }
 
-/// How deep `e` nests: 1 for a column or a literal, one more for each
-/// level of operators and functions above. Counted without recursion, so
-/// any depth can be measured.
-pub fn expr_depth(e: &Expr) -> usize {
-    let mut deepest = 0;
-    let mut stack = vec![(e, 1usize)];
-    while let Some((e, depth)) = stack.pop() {
-        deepest = deepest.max(depth);
-        let _ = e.apply_children(|child| {
-            stack.push((child, depth + 1));
-            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
-        });
-    }
-    deepest
-}
-
 /// Field metadata key on a column whose source compares its values
 /// differently from how DataFusion compares the column's Arrow values (its
 /// value is the source's type name). PostgreSQL's `char(n)` reads as text

@@ -7,6 +7,8 @@
 //!   indexes), a health check and `execute(sql) -> stream of RecordBatch`.
 //! - [`dialect`]: [`SqlDialect`], how a source spells SQL (built on
 //!   DataFusion's unparser dialects) and what it can run ([`Capabilities`]).
+//! - [`depth`]: how deep expressions nest, and a deep stack to walk them
+//!   on.
 //! - [`metadata`]: plain data the planner reads ([`TableMeta`],
 //!   [`TableStats`], [`IndexMeta`]).
 //! - [`spell`]: every string literal and identifier of the SQL Spar sends,
@@ -30,6 +32,7 @@
 //! never compiles a driver.
 
 pub mod connector;
+pub mod depth;
 pub mod dialect;
 pub mod error;
 pub mod metadata;

@@ -21,9 +21,7 @@ use std::ops::ControlFlow;
 
 use datafusion::common::plan_datafusion_err;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::sql::sqlparser::ast::{
-    Expr, Statement, Value, ValueWithSpan, Visit, VisitMut, Visitor, VisitorMut,
-};
+use datafusion::sql::sqlparser::ast::{Statement, Value, ValueWithSpan, VisitMut, VisitorMut};
 use serde_json::Value as Json;
 
 use crate::SqlDialect;
@@ -35,19 +33,27 @@ use crate::SqlDialect;
 /// everywhere for values without a backslash. `None` for a value with a NUL
 /// character, which no SQL text can carry.
 pub fn standard_string_literal(value: &str) -> Option<String> {
-    if value.contains('\0') {
-        return None;
-    }
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('\'');
+    (!value.contains('\0')).then(|| enclose("'", value, '\'', |c| c == '\''))
+}
+
+/// `open`, then `value` with each character `double` picks written twice,
+/// then `close`: how every literal and identifier Spar sends is quoted.
+pub(crate) fn enclose(
+    open: &str,
+    value: &str,
+    close: char,
+    double: impl Fn(char) -> bool,
+) -> String {
+    let mut out = String::with_capacity(open.len() + value.len() + 2);
+    out.push_str(open);
     for c in value.chars() {
-        if c == '\'' {
-            out.push('\'');
+        if double(c) {
+            out.push(c);
         }
         out.push(c);
     }
-    out.push('\'');
-    Some(out)
+    out.push(close);
+    out
 }
 
 /// `name` as an identifier quoted with `quote` (`"` or `` ` ``): the quote
@@ -57,16 +63,9 @@ pub fn quote_identifier(name: &str, quote: char) -> Option<String> {
     if name.contains('\0') || !matches!(quote, '"' | '`') {
         return None;
     }
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push(quote);
-    for c in name.chars() {
-        if c == quote {
-            out.push(quote);
-        }
-        out.push(c);
-    }
-    out.push(quote);
-    Some(out)
+    Some(enclose(quote.encode_utf8(&mut [0; 4]), name, quote, |c| {
+        c == quote
+    }))
 }
 
 /// Whether `name` may be printed without quotes: a plain word such as a
@@ -93,7 +92,7 @@ fn is_number(text: &str) -> bool {
 /// could not spell, rather than print anything it cannot vouch for.
 pub fn spell_statement(mut statement: Statement, dialect: &dyn SqlDialect) -> Result<String> {
     let max = dialect.max_expr_depth();
-    if Visit::visit(&statement, &mut Depth { now: 0, max }).is_break() {
+    if crate::depth::nests_deeper(&statement, max) {
         return Err(plan_datafusion_err!(
             "the SQL for {} would nest expressions more than {max} levels deep",
             dialect.name()
@@ -124,34 +123,6 @@ fn spell_identifier(value: &str, quote_style: &Json) -> Option<Option<String>> {
             }
         }
         _ => None,
-    }
-}
-
-/// Counts how deep expressions nest (parentheses do not count), and stops
-/// past `max`.
-struct Depth {
-    now: usize,
-    max: usize,
-}
-
-impl Visitor for Depth {
-    type Break = ();
-
-    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-        if !matches!(e, Expr::Nested(_)) {
-            self.now += 1;
-        }
-        if self.now > self.max {
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-        if !matches!(e, Expr::Nested(_)) {
-            self.now -= 1;
-        }
-        ControlFlow::Continue(())
     }
 }
 

@@ -6,22 +6,21 @@
 //! thread's stack, which aborts the whole process:
 //!
 //! - [`Session::sql`](crate::Session::sql) refuses a statement whose
-//!   expressions nest more than [`MAX_EXPR_DEPTH`] levels, with an error
-//!   that says so ([`check_depth`]), and plans on a stack of at least
-//!   [`STACK_SIZE`] ([`OnDeepStack`]);
-//! - Spar's optimizer rules run on such a stack too ([`deep`]);
+//!   expressions nest more than [`MAX_EXPR_DEPTH`] levels (parentheses do
+//!   not count), with an error that says so ([`check_depth`]), and plans
+//!   on a stack of at least [`STACK_SIZE`] ([`OnDeepStack`]);
+//! - Spar's optimizer rules run on such a stack too ([`deep`], from
+//!   `spar_connectors::depth`, where the nesting is measured);
 //! - the `spar` binary gives every thread [`STACK_SIZE`] (reserved address
 //!   space: pages are used only as deep as a query goes). A program that
 //!   embeds Spar and runs such queries should build its Tokio runtime with
 //!   `thread_stack_size(spar_engine::STACK_SIZE)`.
 
 use std::future::Future;
-use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use datafusion::sql::parser::Statement;
-use datafusion::sql::sqlparser::ast::{Expr, Visit, Visitor};
 
 use crate::error::{EngineError, Result};
 
@@ -29,17 +28,7 @@ use crate::error::{EngineError, Result};
 /// `AND`s, `OR`s, `+` or `||` nests one level per term).
 pub const MAX_EXPR_DEPTH: usize = 5_000;
 
-/// The stack Spar plans and runs deep expressions on: 256 MiB.
-pub const STACK_SIZE: usize = 256 << 20;
-
-/// Below this much free stack, [`deep`] moves to a new stack.
-const RED_ZONE: usize = 64 << 20;
-
-/// Runs `f` on a stack with at least [`RED_ZONE`] free (a new one of
-/// [`STACK_SIZE`] when the current one has less).
-pub fn deep<R>(f: impl FnOnce() -> R) -> R {
-    stacker::maybe_grow(RED_ZONE, STACK_SIZE, f)
-}
+pub use spar_connectors::depth::{deep, STACK_SIZE};
 
 /// A future whose every poll runs on a deep stack (see [`deep`]).
 pub struct OnDeepStack<F: Future> {
@@ -64,29 +53,6 @@ impl<F: Future> Future for OnDeepStack<F> {
     }
 }
 
-/// Counts expression nesting, and stops at the first level past the limit.
-struct Depth {
-    now: usize,
-    max: usize,
-}
-
-impl Visitor for Depth {
-    type Break = ();
-
-    fn pre_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
-        self.now += 1;
-        if self.now > self.max {
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
-        self.now -= 1;
-        ControlFlow::Continue(())
-    }
-}
-
 /// Refuses a statement whose expressions nest deeper than `max` levels.
 pub(crate) fn check_depth(statement: &Statement, max: usize) -> Result<()> {
     let inner = match statement {
@@ -94,9 +60,7 @@ pub(crate) fn check_depth(statement: &Statement, max: usize) -> Result<()> {
         Statement::Explain(e) => return check_depth(&e.statement, max),
         _ => return Ok(()),
     };
-    let mut depth = Depth { now: 0, max };
-    // The walk stops at `max + 1` levels, so it needs a bounded stack.
-    if deep(|| inner.visit(&mut depth)).is_break() {
+    if spar_connectors::depth::nests_deeper(inner, max) {
         return Err(EngineError::TooDeep { max });
     }
     Ok(())

@@ -76,14 +76,9 @@ impl OptimizerRule for PushDownFragments {
         // Deep expressions (long AND chains) are walked recursively by
         // DataFusion's and sqlparser's own code (clone, print): on a deep
         // stack, whatever thread the caller plans on.
-        stacker::maybe_grow(DEEP_RED_ZONE, DEEP_STACK, || self.push_down(plan, pushdown))
+        spar_connectors::depth::deep(|| self.push_down(plan, pushdown))
     }
 }
-
-/// Below this much free stack, the rule moves to a new stack of
-/// [`DEEP_STACK`] bytes (the engine's `STACK_SIZE`).
-const DEEP_RED_ZONE: usize = 64 << 20;
-const DEEP_STACK: usize = 256 << 20;
 
 impl PushDownFragments {
     fn push_down(&self, plan: LogicalPlan, pushdown: bool) -> Result<Transformed<LogicalPlan>> {

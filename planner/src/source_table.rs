@@ -179,7 +179,7 @@ impl TableProvider for SourceTable {
         Ok(filters
             .iter()
             .map(|f| {
-                let cost = spar_connectors::dialect::expr_depth(f) + 1;
+                let cost = spar_connectors::depth::expr_depth(f) + 1;
                 if cost <= budget && schema.as_ref().is_some_and(|s| self.pushable(f, s)) {
                     budget -= cost;
                     TableProviderFilterPushDown::Exact

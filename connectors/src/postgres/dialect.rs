@@ -62,16 +62,9 @@ impl SqlDialect for PostgresSqlDialect {
         if value.contains('\0') {
             return None;
         }
-        let mut out = String::with_capacity(value.len() + 4);
-        out.push_str("E'");
-        for c in value.chars() {
-            if matches!(c, '\'' | '\\') {
-                out.push(c);
-            }
-            out.push(c);
-        }
-        out.push('\'');
-        Some(out)
+        Some(crate::spell::enclose("E'", value, '\'', |c| {
+            matches!(c, '\'' | '\\')
+        }))
     }
 
     fn capabilities(&self) -> Capabilities {

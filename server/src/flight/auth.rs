@@ -221,13 +221,12 @@ impl Authenticator {
                 self.0.fetch_sub(1, Ordering::AcqRel);
             }
         }
+        let _waiting = Waiting(&self.verifying);
         if self.verifying.fetch_add(1, Ordering::AcqRel) >= VERIFY_QUEUE + VERIFY_AT_ONCE {
-            self.verifying.fetch_sub(1, Ordering::AcqRel);
             return Err(Status::resource_exhausted(
                 "too many handshakes in progress; try again shortly",
             ));
         }
-        let _waiting = Waiting(&self.verifying);
         let _slot = self
             .verify_slots
             .acquire()
