@@ -23,6 +23,8 @@ command -v cargo-fuzz >/dev/null 2>&1 \
   || cargo install cargo-fuzz --locked --version 0.13.2 --quiet
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${SPAR_FUZZ_TARGET_DIR:-$HOME/.cache/spar-fuzz-target}"
+# Incremental state would double the directory; the build is rarely edited.
+export CARGO_INCREMENTAL=0
 
 cargo fuzz build --dev
 scratch=$(mktemp -d)
