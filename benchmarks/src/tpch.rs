@@ -5,7 +5,10 @@
 //! cargo run --release -p spar-benchmarks --bin tpch -- [SCALE_FACTOR] [RUNS] [QUERIES]
 //! ```
 //!
-//! QUERIES, such as `2,4,11`, runs only those.
+//! QUERIES, such as `2,4,11`, runs only those. The tables are declared as
+//! the TPC-H specification declares them (`CHAR(n)`, `VARCHAR(n)`,
+//! `DECIMAL(15,2)`, `DATE`); with `TPCH_DDL=varchar` in the environment,
+//! every string is `VARCHAR(200)` instead.
 //!
 //! The harness starts a PostgreSQL and a MariaDB server on loopback and
 //! loads TPC-H (tpchgen) at SCALE_FACTOR (default 1): `orders`, `lineitem`
@@ -35,7 +38,7 @@ use mysql_async::prelude::Queryable;
 use spar_engine::{FragmentExec, Session};
 use spar_server::tpch::QUERIES;
 use spar_tests::harness::{MariaDbServer, PgServer};
-use spar_tests::tpch::{load_split, split_engine};
+use spar_tests::tpch::{load_split, split_engine, Ddl};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -142,11 +145,19 @@ async fn main() -> Result<(), Error> {
         })
         .transpose()?;
 
+    let ddl = match std::env::var("TPCH_DDL").as_deref() {
+        Err(_) | Ok("spec") => Ddl::Spec,
+        Ok("varchar") => Ddl::Varchar,
+        Ok(other) => return Err(format!("TPCH_DDL is `spec` or `varchar`, not `{other}`").into()),
+    };
     let pg = PgServer::start().await?;
     let maria = MariaDbServer::start().await?;
     let loading = Instant::now();
-    load_split(&pg, &maria, scale).await?;
-    eprintln!("loaded scale {scale} in {:.0?}", loading.elapsed());
+    load_split(&pg, &maria, scale, ddl).await?;
+    eprintln!(
+        "loaded scale {scale} ({ddl:?} DDL) in {:.0?}",
+        loading.elapsed()
+    );
     let engine = split_engine(&pg, &maria).await?;
     let spar = engine.session();
     let off = engine.session();
@@ -161,7 +172,9 @@ async fn main() -> Result<(), Error> {
         )
         .await?;
 
-    println!("TPC-H scale {scale}, best of {runs}; seconds; ratios against single pg");
+    println!(
+        "TPC-H scale {scale} ({ddl:?} DDL), best of {runs}; seconds; ratios against single pg"
+    );
     println!(
         "{:<4} {:>9} {:>8} {:>6} {:>8} {:>6} {:>5} {:>10} {:>9} {:>7}  {:<22}",
         "q",

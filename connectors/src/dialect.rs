@@ -95,11 +95,11 @@ pub trait SqlDialect: Debug + Send + Sync {
     /// over values of Arrow type `t` as DataFusion does: exactly for
     /// integers and decimals (DataFusion's decimal results are exact too,
     /// and the connector converts the source's wider result type back to
-    /// the planned one without rounding), in IEEE double precision for
-    /// `Float64` (where sums may differ in the last bits, as DataFusion's
-    /// own do between runs). The default accepts signed integers,
-    /// `Decimal128` and `Float64`. Division and remainder are never pushed
-    /// by the core: their rounding and integer semantics differ between
+    /// the planned one without rounding). The default accepts signed
+    /// integers and `Decimal128`. Not `Float64`: where IEEE arithmetic
+    /// overflows to an infinity (DataFusion's answer), PostgreSQL and MySQL
+    /// raise an error instead. Division and remainder are never pushed by
+    /// the core: their rounding and integer semantics differ between
     /// databases.
     fn arithmetic_alike(&self, t: &DataType) -> bool {
         default_arithmetic_alike(t)
@@ -162,16 +162,36 @@ pub trait SqlDialect: Debug + Send + Sync {
         crate::spell::standard_string_literal(value)
     }
 
+    /// The SQL text of a float literal that is not a finite number (`NaN`,
+    /// an infinity), or `None` where the source has no such value (a
+    /// filter with it then stays local). The default is `None`.
+    fn nonfinite_float_literal(&self, value: f64) -> Option<String> {
+        let _ = value;
+        None
+    }
+
     /// Whether a literal of this value's type is spelled so that the source
     /// compares it as DataFusion would. The default accepts booleans,
     /// integers (unsigned 64-bit ones within the signed range, as
-    /// `row_number() = 1` has), floats, decimals, strings and dates.
+    /// `row_number() = 1` has), floats (`NaN` and infinities where
+    /// [`SqlDialect::nonfinite_float_literal`] spells them), decimals,
+    /// strings and dates.
     fn supports_literal(&self, value: &ScalarValue) -> bool {
         if let ScalarValue::UInt64(v) = value {
             return v.is_none_or(|v| i64::try_from(v).is_ok());
         }
         if let Some(Some(s)) = value.try_as_str() {
             if self.string_literal(s).is_none() {
+                return false;
+            }
+        }
+        let float = match value {
+            ScalarValue::Float64(Some(f)) => Some(*f),
+            ScalarValue::Float32(Some(f)) => Some(f64::from(*f)),
+            _ => None,
+        };
+        if let Some(f) = float.filter(|f| !f.is_finite()) {
+            if self.nonfinite_float_literal(f).is_none() {
                 return false;
             }
         }
@@ -198,12 +218,28 @@ pub trait SqlDialect: Debug + Send + Sync {
 
 /// Field metadata key on a column whose source compares its values
 /// differently from how DataFusion compares the column's Arrow values (its
-/// value is the source's type name). PostgreSQL's `char(n)` reads as text
-/// with its padding, but compares without trailing spaces; `uuid` is read
+/// value is the source's type name). PostgreSQL's `uuid` is read
 /// as text but compares as a number (and `'A0EE…'` equals `'a0ee…'`);
 /// `json` has no `=`. Such a column is never compared, grouped, ordered or
 /// matched at the source; reading it is fine.
 pub const COMPARES_DIFFERENTLY: &str = "spar.compares_differently";
+
+/// Field metadata key on a `CHAR(n)` column (its value is the source's
+/// type name). Its values are read without their padding (PostgreSQL's
+/// own cast to text; MySQL and MariaDB send them so), and they compare as
+/// the SQL standard's PAD SPACE rule and these databases say: a string
+/// literal compared with such a column is compared without its trailing
+/// spaces (Spar's planner trims it, so `c = 'AB  '` means `c = 'AB'`
+/// locally as at the source). Everything else (`LIKE`, functions,
+/// grouping) sees the unpadded text.
+pub const PADDED_CHAR: &str = "spar.char";
+
+/// Whether `e` is a `CHAR(n)` column or another value with
+/// [`PADDED_CHAR`] metadata in `schema`.
+pub fn is_padded_char(e: &Expr, schema: &DFSchema) -> bool {
+    e.to_field(schema)
+        .is_ok_and(|(_, f)| f.metadata().contains_key(PADDED_CHAR))
+}
 
 /// Whether `e` is a value whose source compares it differently from
 /// DataFusion ([`COMPARES_DIFFERENTLY`]). An expression whose field cannot
@@ -500,7 +536,7 @@ pub fn default_supports_window<D: SqlDialect + ?Sized>(
 }
 
 /// The default of [`SqlDialect::arithmetic_alike`], for dialects that
-/// narrow it: signed integers, `Decimal128` and `Float64`.
+/// narrow it: signed integers and `Decimal128`.
 pub fn default_arithmetic_alike(t: &DataType) -> bool {
     matches!(
         t,
@@ -508,7 +544,6 @@ pub fn default_arithmetic_alike(t: &DataType) -> bool {
             | DataType::Int16
             | DataType::Int32
             | DataType::Int64
-            | DataType::Float64
             | DataType::Decimal128(_, _)
     )
 }

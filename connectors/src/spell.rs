@@ -147,6 +147,22 @@ impl VisitorMut for Literals<'_> {
                 }
             },
             Value::Number(text, _) if is_number(text) => return ControlFlow::Continue(()),
+            // How the unparser prints a float that is not a finite number.
+            Value::Number(text, _) if matches!(text.as_str(), "NaN" | "inf" | "-inf") => {
+                let value = match text.as_str() {
+                    "NaN" => f64::NAN,
+                    "inf" => f64::INFINITY,
+                    _ => f64::NEG_INFINITY,
+                };
+                match self.dialect.nonfinite_float_literal(value) {
+                    Some(spelled) => spelled,
+                    None => {
+                        return ControlFlow::Break(plan_datafusion_err!(
+                            "{name} has no float value {text}"
+                        ))
+                    }
+                }
+            }
             Value::Boolean(_) | Value::Null => return ControlFlow::Continue(()),
             other => {
                 return ControlFlow::Break(plan_datafusion_err!(

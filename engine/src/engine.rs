@@ -239,6 +239,9 @@ impl Engine {
             .with_default_features()
             .with_catalog_list(catalogs)
             .with_query_planner(Arc::new(SparQueryPlanner));
+        for rule in spar_planner::spar_analyzer_rules() {
+            builder = builder.with_analyzer_rule(rule);
+        }
         for rule in spar_planner::spar_rules() {
             builder = builder.with_optimizer_rule(rule);
         }

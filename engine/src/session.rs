@@ -6,7 +6,10 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
-use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, CastKind, DataType as SqlDataType, ExactNumberInfo, Expr as SqlExpr,
+    Statement as SqlStatement, Value,
+};
 
 use crate::access::Access;
 use crate::catalog::{DEFAULT_CATALOG, SEARCH_PATH_SCHEMA};
@@ -89,6 +92,8 @@ impl Session {
     async fn plan_statement(&self, statement: Statement) -> Result<DataFrame> {
         refuse_writes(&statement)?;
         crate::stack::check_depth(&statement, crate::MAX_EXPR_DEPTH)?;
+        let mut statement = statement;
+        spar_literals(&mut statement);
         let state = self.ctx.state();
         for reference in state.resolve_table_references(&statement)? {
             // `generate_series(…)` and other table functions are not tables.
@@ -324,5 +329,122 @@ fn is_read_only(statement: &SqlStatement) -> bool {
         | SqlStatement::ShowSchemas { .. }
         | SqlStatement::ShowDatabases { .. } => true,
         _ => false,
+    }
+}
+
+/// Spar's reading of literals, where DataFusion's differs:
+///
+/// - Number literals written with an exponent (`1e300`, `2.5E-3`) are
+///   approximate numeric literals, as the SQL standard names them:
+///   `DOUBLE` values, as in MySQL and SQLite. Spar otherwise reads numbers
+///   as decimals (so that `0.1` is exact), and no decimal holds `1e300`.
+///   Each becomes `CAST('<literal>' AS DOUBLE)`, which DataFusion folds
+///   into a `Float64` (beyond its range, an infinity; below it, zero).
+/// - Date literals (`DATE '…'`, `CAST('…' AS DATE)`) are read as
+///   PostgreSQL writes them, which is how Spar prints them: years past
+///   9999 without a sign (`10000-01-01`) and years before 1 as `… BC`
+///   (`0045-03-15 BC`).
+fn spar_literals(statement: &mut Statement) {
+    match statement {
+        Statement::Statement(statement) => {
+            let _ = visit_expressions_mut(statement.as_mut(), |e| {
+                rewrite_literal(e);
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+        }
+        Statement::Explain(explain) => spar_literals(&mut explain.statement),
+        _ => {}
+    }
+}
+
+fn rewrite_literal(e: &mut SqlExpr) {
+    // Dates only: Arrow's timestamp parser reads no year beyond 9999 nor
+    // before 1, whatever the spelling.
+    let is_time = |t: &SqlDataType| matches!(t, SqlDataType::Date);
+    match e {
+        SqlExpr::Value(v) => {
+            if let Value::Number(text, _) = &v.value {
+                if text.contains(['e', 'E']) {
+                    *e = SqlExpr::Cast {
+                        kind: CastKind::Cast,
+                        expr: Box::new(SqlExpr::value(Value::SingleQuotedString(text.clone()))),
+                        data_type: SqlDataType::Double(ExactNumberInfo::None),
+                        array: false,
+                        format: None,
+                    };
+                }
+            }
+        }
+        SqlExpr::TypedString(typed) if is_time(&typed.data_type) => {
+            if let Value::SingleQuotedString(text) = &mut typed.value.value {
+                if let Some(arrow) = arrow_year(text) {
+                    *text = arrow;
+                }
+            }
+        }
+        SqlExpr::Cast {
+            expr, data_type, ..
+        } if is_time(data_type) => {
+            if let SqlExpr::Value(v) = expr.as_mut() {
+                if let Value::SingleQuotedString(text) = &mut v.value {
+                    if let Some(arrow) = arrow_year(text) {
+                        *text = arrow;
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A date written as PostgreSQL writes it, in the form
+/// Arrow's parser reads (`+10000-01-01`, `-0044-03-15`); `None` when the
+/// text needs no change.
+fn arrow_year(text: &str) -> Option<String> {
+    let trimmed = text.trim();
+    let (body, bc) = match trimmed.len().checked_sub(3).map(|i| trimmed.split_at(i)) {
+        Some((body, suffix)) if suffix.eq_ignore_ascii_case(" BC") => (body.trim_end(), true),
+        _ => (trimmed, false),
+    };
+    let digits = body.bytes().take_while(u8::is_ascii_digit).count();
+    if body.as_bytes().get(digits) != Some(&b'-') || digits < 4 {
+        return None;
+    }
+    let year: i64 = body[..digits].parse().ok()?;
+    let rest = &body[digits..];
+    match (bc, digits > 4) {
+        // Year y BC is astronomical year 1 - y.
+        (true, _) if year >= 1 => {
+            let astronomical = 1 - year;
+            Some(match astronomical {
+                0 => format!("0000{rest}"),
+                y => format!("-{:04}{rest}", -y),
+            })
+        }
+        (false, true) => Some(format!("+{body}")),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_years_read_as_arrow_reads_them() {
+        assert_eq!(arrow_year("10000-01-01").as_deref(), Some("+10000-01-01"));
+        assert_eq!(
+            arrow_year("10000-01-01 12:00:00").as_deref(),
+            Some("+10000-01-01 12:00:00")
+        );
+        assert_eq!(arrow_year("0045-03-15 BC").as_deref(), Some("-0044-03-15"));
+        assert_eq!(arrow_year("0001-01-01 bc").as_deref(), Some("0000-01-01"));
+        assert_eq!(
+            arrow_year("0045-03-15 10:00:00 BC").as_deref(),
+            Some("-0044-03-15 10:00:00")
+        );
+        assert_eq!(arrow_year("2024-02-29"), None);
+        assert_eq!(arrow_year("0000-01-01 BC"), None);
+        assert_eq!(arrow_year("yesterday"), None);
     }
 }

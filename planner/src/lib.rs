@@ -13,12 +13,16 @@
 //!   that also plans fragments.
 //! - [`unparse`]: SQL for a sub-plan in a source's dialect.
 //! - [`options`]: [`SparOptions`], the `spar.*` session settings.
+//! - [`pad_space`]: [`PadSpace`], `CHAR(n)` comparisons as the databases
+//!   make them.
 //!
-//! [`spar_rules`] is the one ordered list of Spar's rules; the engine
-//! appends it to DataFusion's optimizer rules.
+//! [`spar_rules`] is the one ordered list of Spar's optimizer rules; the
+//! engine appends it to DataFusion's optimizer rules, and
+//! [`spar_analyzer_rules`] to DataFusion's analyzer rules.
 
 pub mod fragment;
 pub mod options;
+pub mod pad_space;
 pub mod physical;
 pub mod push_down_fragments;
 mod remote;
@@ -30,10 +34,11 @@ mod test_util;
 
 use std::sync::Arc;
 
-use datafusion::optimizer::OptimizerRule;
+use datafusion::optimizer::{AnalyzerRule, OptimizerRule};
 
 pub use fragment::{Fragment, FragmentRunner};
 pub use options::SparOptions;
+pub use pad_space::PadSpace;
 pub use physical::SparQueryPlanner;
 pub use push_down_fragments::PushDownFragments;
 pub use source_table::SourceTable;
@@ -46,4 +51,10 @@ pub fn spar_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         // replaces from every rule after it.
         Arc::new(PushDownFragments::new()),
     ]
+}
+
+/// Spar's analyzer rules, in the order they run after DataFusion's own
+/// (type coercion last among those).
+pub fn spar_analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
+    vec![Arc::new(PadSpace)]
 }

@@ -380,7 +380,16 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
         }
         LogicalPlan::Aggregate(agg) => {
             let schema = agg.input.schema();
+            // DataFusion's rewrite of `count(DISTINCT x) … GROUP BY g` is an
+            // aggregate straight over another; the unparser puts the inner
+            // one in a derived table but leaves the outer grouping keys
+            // qualified by the inner table's name, which the source
+            // rejects. The outer aggregate runs locally.
+            let input = as_fragment(agg.input.as_ref()).map_or(agg.input.as_ref(), |f| &f.plan);
+            let over_aggregate =
+                matches!(input, LogicalPlan::Aggregate(_)) && !agg.group_expr.is_empty();
             caps.aggregates
+                && !over_aggregate
                 && agg
                     .group_expr
                     .iter()

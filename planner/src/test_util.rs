@@ -176,7 +176,10 @@ pub fn context() -> SessionContext {
                 .chain(crate::spar_rules())
                 .collect(),
         )
-        .with_query_planner(Arc::new(crate::SparQueryPlanner))
+        .with_query_planner(Arc::new(crate::SparQueryPlanner));
+    let state = crate::spar_analyzer_rules()
+        .into_iter()
+        .fold(state, |s, rule| s.with_analyzer_rule(rule))
         .build();
     let ctx = SessionContext::new_with_state(state);
     let orders = table(

@@ -2,8 +2,10 @@
 
 use std::io::Write;
 
-use arrow::array::{Array, RecordBatch};
-use arrow::datatypes::{DataType, SchemaRef};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use clap::ValueEnum;
@@ -65,6 +67,7 @@ impl<W: Write> Writer<W> {
 
     /// Writes (or gathers) one batch.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
+        let batch = &postgres_years(batch)?;
         match self {
             Self::Table { batches, .. } => batches.push(batch.clone()),
             Self::Csv {
@@ -92,7 +95,8 @@ impl<W: Write> Writer<W> {
                 schema,
             } => {
                 let table = if batches.is_empty() {
-                    arrow::util::pretty::pretty_format_batches(&[RecordBatch::new_empty(schema)])?
+                    let empty = postgres_years(&RecordBatch::new_empty(schema))?;
+                    arrow::util::pretty::pretty_format_batches(&[empty])?
                 } else {
                     arrow::util::pretty::pretty_format_batches(&batches)?
                 };
@@ -117,6 +121,72 @@ impl<W: Write> Writer<W> {
             }
         }
         Ok(())
+    }
+}
+
+/// `batch` with its date and timestamp columns as text, their years
+/// written as PostgreSQL writes them: four digits or more without a sign
+/// (`10000-01-01`, where Arrow writes `+10000-01-01`), and years before 1
+/// as `… BC` (`0045-03-15 BC` for Arrow's `-0044-03-15`). Other values are
+/// written as Arrow writes them. A batch without such columns is returned
+/// as it is.
+pub fn postgres_years(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let is_time = |t: &DataType| {
+        matches!(
+            t,
+            DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)
+        )
+    };
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| is_time(f.data_type()))
+    {
+        return Ok(batch.clone());
+    }
+    let options = FormatOptions::default();
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !is_time(field.data_type()) {
+            fields.push(Arc::clone(field));
+            columns.push(Arc::clone(column));
+            continue;
+        }
+        let formatter = ArrayFormatter::try_new(column.as_ref(), &options)?;
+        let text: StringArray = (0..column.len())
+            .map(|row| {
+                (!column.is_null(row)).then(|| postgres_year(&formatter.value(row).to_string()))
+            })
+            .collect();
+        fields.push(Arc::new(
+            Field::new(field.name(), DataType::Utf8, field.is_nullable())
+                .with_metadata(field.metadata().clone()),
+        ));
+        columns.push(Arc::new(text) as ArrayRef);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+/// One date or timestamp as Arrow writes it, with its year as PostgreSQL
+/// writes it (see [`postgres_years`]).
+fn postgres_year(text: &str) -> String {
+    if let Some(rest) = text.strip_prefix('+') {
+        return rest.to_string();
+    }
+    // Astronomical year 0 is 1 BC.
+    if let Some(rest) = text.strip_prefix("0000-") {
+        return format!("0001-{rest} BC");
+    }
+    let Some(rest) = text.strip_prefix('-') else {
+        return text.to_string();
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    match rest[..digits].parse::<i64>() {
+        // Astronomical year -y is year y + 1 BC.
+        Ok(year) => format!("{:04}{} BC", year + 1, &rest[digits..]),
+        Err(_) => text.to_string(),
     }
 }
 
@@ -190,9 +260,7 @@ fn is_textual(t: &DataType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Int64Array, StringArray};
-    use arrow::datatypes::{Field, Schema};
-    use std::sync::Arc;
+    use arrow::array::{Date32Array, Int64Array, TimestampMicrosecondArray};
 
     fn render(format: Format) -> String {
         let schema = Arc::new(Schema::new(vec![
@@ -241,5 +309,49 @@ mod tests {
         let table = render(Format::Table);
         assert!(table.contains("| id | note"), "{table}");
         assert!(table.contains("| 1  | plain"), "{table}");
+    }
+
+    #[test]
+    fn far_years_are_written_as_postgres_writes_them() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("d", DataType::Date32, true),
+            Field::new(
+                "t",
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+                true,
+            ),
+        ]));
+        let micros = |d: i32| i64::from(d) * 86_400_000_000 + 3_600_000_000;
+        // Days since 1970 of 10000-01-01, 2024-02-29 and -0044-03-15
+        // (astronomical; 45 BC).
+        let dates = [2_932_897, 19_782, -735_525];
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Date32Array::from(vec![
+                    Some(dates[0]),
+                    Some(dates[1]),
+                    Some(dates[2]),
+                    None,
+                ])),
+                Arc::new(TimestampMicrosecondArray::from(vec![
+                    Some(micros(dates[0])),
+                    Some(micros(dates[1])),
+                    Some(micros(dates[2])),
+                    None,
+                ])),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut buf = Vec::new();
+        let mut w = Writer::new(Format::Csv, &mut buf, schema);
+        w.write(&batch).unwrap_or_else(|e| panic!("{e}"));
+        w.finish().unwrap_or_else(|e| panic!("{e}"));
+        let csv = String::from_utf8(buf).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            csv,
+            "d,t\n10000-01-01,10000-01-01T01:00:00\n2024-02-29,2024-02-29T01:00:00\n\
+             0045-03-15 BC,0045-03-15T01:00:00 BC\n,\n"
+        );
     }
 }

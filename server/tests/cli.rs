@@ -221,6 +221,44 @@ fn json_output_is_an_array_of_objects() {
     );
 }
 
+/// Far dates print as PostgreSQL prints them in every output format, and
+/// what is printed reads back as the same date.
+#[test]
+fn far_dates_print_and_read_back_as_postgres_writes_them() {
+    // (Timestamps take the same path; DataFusion's own timestamps hold
+    // no year past 2262, so they are tested on Arrow values in
+    // `output.rs`.)
+    let sql = "SELECT DATE '10000-01-01' AS far, CAST('0045-03-15 BC' AS DATE) AS bc, \
+               DATE '10000-01-01' = DATE '9999-12-31' + INTERVAL '1 day' AS next_day";
+    let expected = [
+        ("csv", "far,bc,next_day\n10000-01-01,0045-03-15 BC,true"),
+        (
+            "json",
+            r#"[{"far":"10000-01-01","bc":"0045-03-15 BC","next_day":true}]"#,
+        ),
+    ];
+    for (format, want) in expected {
+        let out = demo_query(sql, format);
+        assert!(out.status.success(), "{format}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout).trim(), want, "{format}");
+    }
+    let out = demo_query(sql, "table");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("| 10000-01-01 | 0045-03-15 BC | true"),
+        "{table}"
+    );
+    // The printed forms read back.
+    let out = demo_query(
+        "SELECT DATE '10000-01-01' - DATE '9999-12-31' AS days, \
+         CAST('0001-01-01 BC' AS DATE) + INTERVAL '1 day' AS after",
+        "csv",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "days,after\n1,0001-01-02 BC");
+}
+
 fn shell(stdin: &str) -> Output {
     let mut child = spar()
         .args(["shell", "-c"])

@@ -5,10 +5,10 @@
 //! not by spelling (`1995` and `1995.0000` are equal when the scales allow
 //! it), under these rules:
 //!
-//! - decimals and integers: exactly equal when both engines chose the same
-//!   scale (sums and products are exact by construction); when they chose
-//!   different scales (AVG and division, where each engine rounds at its
-//!   own precision), within one unit in the last place of the coarser one;
+//! - decimals and integers: equal in value (`12.3400` equals `12.34`,
+//!   `12` does not equal `12.99`); only in the columns the caller names as
+//!   approximate (AVG and division, where each engine rounds at its own
+//!   precision), within one unit in the last place of the coarser scale;
 //! - floats: within a relative 1e-9;
 //! - everything else (strings, dates, booleans): the same text.
 
@@ -59,8 +59,18 @@ pub fn arrow_rows(batches: &[RecordBatch]) -> Rows {
 }
 
 /// Runs `sql` on a PostgreSQL connection with the simple (text) protocol
-/// and returns its rows as untyped cells.
+/// and returns its rows as untyped cells. A `char(n)` value is given as
+/// PostgreSQL's cast to text gives it, without its padding (the text
+/// protocol sends the padding).
 pub async fn postgres_rows(client: &tokio_postgres::Client, sql: &str) -> Result<Rows, String> {
+    let padded: Vec<bool> = client
+        .prepare(sql)
+        .await
+        .map_err(|e| format!("PostgreSQL: {e}"))?
+        .columns()
+        .iter()
+        .map(|c| *c.type_() == tokio_postgres::types::Type::BPCHAR)
+        .collect();
     let messages = client
         .simple_query(sql)
         .await
@@ -71,7 +81,10 @@ pub async fn postgres_rows(client: &tokio_postgres::Client, sql: &str) -> Result
             tokio_postgres::SimpleQueryMessage::Row(row) => Some(
                 (0..row.len())
                     .map(|i| Cell {
-                        text: row.get(i).map(str::to_string),
+                        text: row.get(i).map(|t| match padded.get(i) {
+                            Some(true) => t.trim_end_matches(' ').to_string(),
+                            _ => t.to_string(),
+                        }),
                         data_type: None,
                     })
                     .collect(),
@@ -113,12 +126,12 @@ fn rescale(d: Decimal, scale: u32) -> Option<i128> {
 }
 
 /// Whether two decimal texts are equal under the module's rules.
-fn decimals_agree(a: Decimal, b: Decimal) -> bool {
+fn decimals_agree(a: Decimal, b: Decimal, approximate: bool) -> bool {
     let fine = a.scale.max(b.scale);
     let (Some(x), Some(y)) = (rescale(a, fine), rescale(b, fine)) else {
         return false;
     };
-    if a.scale == b.scale {
+    if a.scale == b.scale || !approximate {
         return x == y;
     }
     let coarse = a.scale.min(b.scale);
@@ -138,8 +151,8 @@ fn is_float(t: &Option<DataType>) -> bool {
 }
 
 /// Whether `spar` and `reference` hold the same value under the module's
-/// rules.
-pub fn same_value(spar: &Cell, reference: &Cell) -> bool {
+/// rules; `approximate` for a column computed by AVG or division.
+pub fn same_value(spar: &Cell, reference: &Cell, approximate: bool) -> bool {
     let (Some(a), Some(b)) = (&spar.text, &reference.text) else {
         return spar.text.is_none() && reference.text.is_none();
     };
@@ -150,14 +163,20 @@ pub fn same_value(spar: &Cell, reference: &Cell) -> bool {
         };
     }
     match (parse_decimal(a), parse_decimal(b)) {
-        (Some(x), Some(y)) => decimals_agree(x, y),
+        (Some(x), Some(y)) => decimals_agree(x, y, approximate),
         _ => a == b,
     }
 }
 
 /// The differences between two results, as readable lines (empty when
 /// they agree): row counts, then each differing row, at most `limit`.
-pub fn differences(spar: &Rows, reference: &Rows, limit: usize) -> Vec<String> {
+/// `approximate` lists the columns (from 0) computed by AVG or division.
+pub fn differences(
+    spar: &Rows,
+    reference: &Rows,
+    limit: usize,
+    approximate: &[usize],
+) -> Vec<String> {
     let show = |row: &Vec<Cell>| {
         row.iter()
             .map(|c| c.text.as_deref().unwrap_or("NULL"))
@@ -173,7 +192,11 @@ pub fn differences(spar: &Rows, reference: &Rows, limit: usize) -> Vec<String> {
         ));
     }
     for (i, (s, r)) in spar.iter().zip(reference).enumerate() {
-        let same = s.len() == r.len() && s.iter().zip(r).all(|(a, b)| same_value(a, b));
+        let same = s.len() == r.len()
+            && s.iter()
+                .zip(r)
+                .enumerate()
+                .all(|(c, (a, b))| same_value(a, b, approximate.contains(&c)));
         if !same && out.len() < limit {
             out.push(format!("row {i}: {} | reference: {}", show(s), show(r)));
         }
@@ -197,31 +220,43 @@ mod tests {
         let d = Some(DataType::Decimal128(38, 4));
         assert!(same_value(
             &cell("12.3400", d.clone()),
-            &cell("12.3400", None)
+            &cell("12.3400", None),
+            false
         ));
         assert!(!same_value(
             &cell("12.3401", d.clone()),
-            &cell("12.3400", None)
+            &cell("12.3400", None),
+            false
         ));
         assert!(same_value(
             &cell("1995", Some(DataType::Int32)),
-            &cell("1995", None)
+            &cell("1995", None),
+            false
         ));
-        assert!(!same_value(&cell("-5", None), &cell("5", None)));
+        assert!(!same_value(&cell("-5", None), &cell("5", None), false));
     }
 
     #[test]
-    fn decimals_of_different_scales_agree_to_the_coarser_unit() {
+    fn decimals_of_different_scales_agree_to_the_coarser_unit_only_where_approximate() {
         let d = Some(DataType::Decimal128(19, 6));
         assert!(same_value(
             &cell("25.507494", d.clone()),
-            &cell("25.5074946612466747", None)
+            &cell("25.5074946612466747", None),
+            true
+        ));
+        assert!(!same_value(
+            &cell("25.507494", d.clone()),
+            &cell("25.5074946612466747", None),
+            false
         ));
         assert!(!same_value(
             &cell("25.507496", d.clone()),
-            &cell("25.5074946612466747", None)
+            &cell("25.5074946612466747", None),
+            true
         ));
-        assert!(same_value(&cell("3.000000", d), &cell("3", None)));
+        assert!(same_value(&cell("3.000000", d), &cell("3", None), false));
+        // A whole number is not a value with a fraction.
+        assert!(!same_value(&cell("12", None), &cell("12.99", None), false));
     }
 
     #[test]
@@ -229,15 +264,20 @@ mod tests {
         let f = Some(DataType::Float64);
         assert!(same_value(
             &cell("0.30000000000000004", f.clone()),
-            &cell("0.3", None)
+            &cell("0.3", None),
+            false
         ));
-        assert!(!same_value(&cell("0.3001", f), &cell("0.3", None)));
-        assert!(!same_value(&cell("BRAZIL", None), &cell("brazil", None)));
+        assert!(!same_value(&cell("0.3001", f), &cell("0.3", None), false));
+        assert!(!same_value(
+            &cell("BRAZIL", None),
+            &cell("brazil", None),
+            false
+        ));
         let null = Cell {
             text: None,
             data_type: None,
         };
-        assert!(same_value(&null, &null));
-        assert!(!same_value(&null, &cell("0", None)));
+        assert!(same_value(&null, &null, false));
+        assert!(!same_value(&null, &cell("0", None), false));
     }
 }

@@ -13,6 +13,49 @@ use spar_server::tpch;
 
 use crate::harness::{HarnessError, MariaDbServer, PgServer, Result};
 
+/// How the TPC-H tables are declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ddl {
+    /// As the TPC-H specification's `dss.ddl` declares them: `INTEGER`
+    /// keys, `CHAR(n)` codes and names, `VARCHAR(n)` comments,
+    /// `DECIMAL(15,2)`, `DATE`; `n_comment` and `r_comment` nullable.
+    Spec,
+    /// Every string `VARCHAR(200)`, keys as `tpchgen` types them.
+    Varchar,
+}
+
+/// The TPC-H specification's type for a column (`dss.ddl`).
+fn spec_type(column: &str) -> Option<&'static str> {
+    Some(match column {
+        "n_name" | "r_name" | "p_mfgr" | "s_name" | "l_shipinstruct" => "CHAR(25)",
+        "p_brand" | "p_container" | "c_mktsegment" | "l_shipmode" => "CHAR(10)",
+        "s_phone" | "c_phone" | "o_orderpriority" | "o_clerk" => "CHAR(15)",
+        "o_orderstatus" | "l_returnflag" | "l_linestatus" => "CHAR(1)",
+        "n_comment" | "r_comment" => "VARCHAR(152)",
+        "p_name" => "VARCHAR(55)",
+        "p_type" | "c_name" => "VARCHAR(25)",
+        "p_comment" => "VARCHAR(23)",
+        "s_address" | "c_address" => "VARCHAR(40)",
+        "s_comment" => "VARCHAR(101)",
+        "ps_comment" => "VARCHAR(199)",
+        "c_comment" => "VARCHAR(117)",
+        "o_comment" => "VARCHAR(79)",
+        "l_comment" => "VARCHAR(44)",
+        "p_retailprice" | "s_acctbal" | "ps_supplycost" | "c_acctbal" | "o_totalprice"
+        | "l_quantity" | "l_extendedprice" | "l_discount" | "l_tax" => "DECIMAL(15,2)",
+        "o_orderdate" | "l_shipdate" | "l_commitdate" | "l_receiptdate" => "DATE",
+        c if c.ends_with("key")
+            || matches!(
+                c,
+                "p_size" | "ps_availqty" | "o_shippriority" | "l_linenumber"
+            ) =>
+        {
+            "INTEGER"
+        }
+        _ => return None,
+    })
+}
+
 fn sql_type(t: &DataType) -> String {
     match t {
         DataType::Int64 => "BIGINT".into(),
@@ -25,17 +68,34 @@ fn sql_type(t: &DataType) -> String {
 
 /// `CREATE TABLE` for TPC-H `table` with its primary key, in SQL both
 /// PostgreSQL and MariaDB accept.
-pub fn create_table(table: &str, schema: &SchemaRef) -> String {
-    let columns: Vec<String> = schema
+pub fn create_table(table: &str, schema: &SchemaRef, ddl: Ddl) -> Result<String> {
+    let columns = schema
         .fields()
         .iter()
-        .map(|f| format!("{} {} NOT NULL", f.name(), sql_type(f.data_type())))
-        .collect();
-    format!(
+        .map(|f| {
+            let name = f.name();
+            Ok(match ddl {
+                Ddl::Varchar => format!("{name} {} NOT NULL", sql_type(f.data_type())),
+                Ddl::Spec => {
+                    let t = spec_type(name).ok_or_else(|| HarnessError::Sql {
+                        what: format!("CREATE TABLE {table}"),
+                        detail: format!("column {name} is not in the TPC-H specification"),
+                    })?;
+                    let null = if name.ends_with("_comment") && t == "VARCHAR(152)" {
+                        ""
+                    } else {
+                        " NOT NULL"
+                    };
+                    format!("{name} {t}{null}")
+                }
+            })
+        })
+        .collect::<Result<Vec<String>>>()?;
+    Ok(format!(
         "CREATE TABLE {table} ({}, PRIMARY KEY ({}))",
         columns.join(", "),
         tpch::primary_key(table).join(", ")
-    )
+    ))
 }
 
 fn create_indexes(table: &str) -> Vec<String> {
@@ -66,13 +126,14 @@ pub fn write_csv(table: &str, scale: f64, path: &Path) -> Result<usize> {
 }
 
 /// Loads TPC-H `tables` at `scale` into database `db` of a PostgreSQL
-/// server, with keys and indexes, then `ANALYZE`s them. Returns the rows
-/// loaded per table.
+/// server, declared as `ddl` says, with keys and indexes, then `ANALYZE`s
+/// them. Returns the rows loaded per table.
 pub async fn load_postgres(
     server: &PgServer,
     db: &str,
     tables: &[&str],
     scale: f64,
+    ddl: Ddl,
 ) -> Result<Vec<usize>> {
     let dir = tempfile::tempdir().map_err(crate::harness::io_error("temp dir"))?;
     let client = server.connect(db).await?;
@@ -82,7 +143,9 @@ pub async fn load_postgres(
             what: table.into(),
             detail: "not TPC-H".into(),
         })?;
-        server.execute(db, &create_table(table, &schema)).await?;
+        server
+            .execute(db, &create_table(table, &schema, ddl)?)
+            .await?;
         let csv = dir.path().join(format!("{table}.csv"));
         counts.push(write_csv(table, scale, &csv)?);
         let data = std::fs::read(&csv).map_err(crate::harness::io_error("read CSV"))?;
@@ -107,12 +170,14 @@ pub async fn load_postgres(
 
 /// Loads TPC-H `tables` at `scale` into database `db` of a MariaDB server
 /// (which runs as this user on this machine and reads the CSV files
-/// itself), with keys and indexes, then `ANALYZE`s them.
+/// itself), declared as `ddl` says, with keys and indexes, then
+/// `ANALYZE`s them.
 pub async fn load_mariadb(
     server: &MariaDbServer,
     db: &str,
     tables: &[&str],
     scale: f64,
+    ddl: Ddl,
 ) -> Result<Vec<usize>> {
     let dir = tempfile::tempdir().map_err(crate::harness::io_error("temp dir"))?;
     let mut conn = server.connect(db).await?;
@@ -124,7 +189,7 @@ pub async fn load_mariadb(
         })?;
         let csv = dir.path().join(format!("{table}.csv"));
         counts.push(write_csv(table, scale, &csv)?);
-        let mut statements = vec![create_table(table, &schema)];
+        let mut statements = vec![create_table(table, &schema, ddl)?];
         statements.push(format!(
             "LOAD DATA INFILE '{}' INTO TABLE {table} FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"'",
             csv.display()
@@ -141,18 +206,19 @@ pub async fn load_mariadb(
     Ok(counts)
 }
 
-/// Loads the split layout at `scale`: `orders`, `lineitem`, `customer` into
-/// PostgreSQL database `split`, the other five tables into MariaDB database
-/// `tpch`, and all eight into PostgreSQL database `reference` (the answer
-/// one database gives). Creates the databases.
-pub async fn load_split(pg: &PgServer, maria: &MariaDbServer, scale: f64) -> Result<()> {
+/// Loads the split layout at `scale`, declared as `ddl` says: `orders`,
+/// `lineitem`, `customer` into PostgreSQL database `split`, the other five
+/// tables into MariaDB database `tpch`, and all eight into PostgreSQL
+/// database `reference` (the answer one database gives). Creates the
+/// databases.
+pub async fn load_split(pg: &PgServer, maria: &MariaDbServer, scale: f64, ddl: Ddl) -> Result<()> {
     for db in ["split", "reference"] {
         pg.create_database(db).await?;
     }
     maria.create_database("tpch").await?;
-    load_postgres(pg, "split", &SALES_TABLES, scale).await?;
-    load_postgres(pg, "reference", &tpch::TABLES, scale).await?;
-    load_mariadb(maria, "tpch", &CATALOG_TABLES, scale).await?;
+    load_postgres(pg, "split", &SALES_TABLES, scale, ddl).await?;
+    load_postgres(pg, "reference", &tpch::TABLES, scale, ddl).await?;
+    load_mariadb(maria, "tpch", &CATALOG_TABLES, scale, ddl).await?;
     Ok(())
 }
 

@@ -348,16 +348,20 @@ async fn giving_up_before_the_first_row_kills_the_query() {
         waited.is_err(),
         "the query finished too soon to test anything"
     );
-    drop(stream);
     let mut conn = ok(server.connect("slow").await);
+    let count_running = "SELECT count(*) FROM information_schema.processlist \
+                         WHERE info LIKE '%CROSS JOIN%' AND id <> connection_id()";
+    // The pattern finds the query while it runs, so its vanishing below
+    // means the query stopped.
+    assert_eq!(
+        ok(conn.query_first::<i64, _>(count_running).await),
+        Some(1),
+        "the running query is not seen"
+    );
+    drop(stream);
     let mut running = None;
     for _ in 0..50 {
-        running = ok(conn
-            .query_first::<i64, _>(
-                "SELECT count(*) FROM information_schema.processlist \
-                 WHERE info LIKE '%CROSS JOIN%' AND id <> connection_id()",
-            )
-            .await);
+        running = ok(conn.query_first::<i64, _>(count_running).await);
         if running == Some(0) {
             break;
         }

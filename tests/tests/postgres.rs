@@ -84,10 +84,10 @@ async fn every_type_round_trips() {
     let got = rows(&session, "SELECT * FROM types ORDER BY id").await;
     let expected = [
         "1|true|-32768|2147483647|-9223372036854775808|1.5|-2.25e-300|99999999999999999999999999999999999999|-1234567890123.45|3.1415900000|12345678901234567890123456789012345678.0123456789|\
-         |ümlaut 😀|ab   |pg_name|MiXeD|00ff10|1900-01-01|2100-12-31|23:59:59.999999|1969-07-20T20:17:40.123456|2038-01-19T01:14:08.500Z|\
+         |ümlaut 😀|ab|pg_name|MiXeD|00ff10|1900-01-01|2100-12-31|23:59:59.999999|1969-07-20T20:17:40.123456|2038-01-19T01:14:08.500Z|\
          14 mons 3 days 4 hours 5 mins 6.789000000 secs|a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11|{\"a\": [1, 2]}|{\"b\": true}|happy|7|[1, NULL, 3]|[x, , NULL]|192.168.0.1/24",
         "2|false|32767|-2147483648|9223372036854775807|NaN|inf|-99999999999999999999999999999999999999|0.00|-0.0000000001|NULL|\
-         quote ' and backslash \\||     |||\
+         quote ' and backslash \\|||||\
          |1969-12-31|2038-01-20|00:00:00|2262-04-11T23:47:16.854775|1901-12-14T04:45:52Z|\
          -1 days -0.000001000 secs|00000000-0000-0000-0000-000000000000|[]|{}|sad|1|[]|[]|::1/128",
         "3|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL",
@@ -343,18 +343,24 @@ async fn giving_up_before_the_first_row_cancels_the_query() {
         waited.is_err(),
         "the query finished too soon to test anything"
     );
-    drop(stream);
     let client = ok(server.connect("slow").await);
-    let mut running: i64 = -1;
-    for _ in 0..50 {
-        running = ok(client
+    let count_running = || async {
+        ok(client
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity \
                  WHERE state = 'active' AND query LIKE '%CROSS JOIN%' AND pid <> pg_backend_pid()",
                 &[],
             )
             .await)
-        .get(0);
+        .get::<_, i64>(0)
+    };
+    // The pattern finds the query while it runs, so its vanishing below
+    // means the query stopped.
+    assert_eq!(count_running().await, 1, "the running query is not seen");
+    drop(stream);
+    let mut running: i64 = -1;
+    for _ in 0..50 {
+        running = count_running().await;
         if running == 0 {
             break;
         }

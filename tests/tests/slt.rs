@@ -10,6 +10,12 @@
 //! `EXPLAIN FRAGMENTS <query>` returns one row per fragment,
 //! `<source>: <SQL the source receives>`, in plan order.
 //!
+//! Cells are compared exactly: a string's leading and trailing spaces are
+//! written `␠` (so `CHAR(n)` padding and trailing spaces show), inner
+//! spaces as they are, and nothing is trimmed or collapsed. Column type
+//! letters are checked: `I` integers, `R` floats and decimals, `T` the
+//! rest.
+//!
 //! Set `SPAR_SLT_COMPLETE=1` to rewrite the files' expected results from
 //! the engine (then review the diff).
 
@@ -99,7 +105,7 @@ fn text_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, SltError> {
                     if t.is_empty() {
                         "(empty)".into()
                     } else {
-                        t
+                        visible_edges(&t)
                     }
                 };
                 cells.push(text);
@@ -108,6 +114,42 @@ fn text_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, SltError> {
         }
     }
     Ok(out)
+}
+
+/// `text` with each leading and trailing space written `␠`.
+fn visible_edges(text: &str) -> String {
+    let body = text.trim_matches(' ');
+    if body.len() == text.len() {
+        return text.to_string();
+    }
+    let lead = text.len() - text.trim_start_matches(' ').len();
+    let trail = if body.is_empty() {
+        0
+    } else {
+        text.len() - text.trim_end_matches(' ').len()
+    };
+    format!("{}{body}{}", "␠".repeat(lead), "␠".repeat(trail))
+}
+
+/// Expected lines and actual cells as they are, but for the line break
+/// an editor may leave at the end.
+#[allow(clippy::ptr_arg)]
+fn exact(s: &String) -> String {
+    s.trim_end_matches(['\r', '\n']).to_string()
+}
+
+/// Rows compared cell for cell, exactly (see the module documentation).
+fn exact_validator(
+    normalizer: sqllogictest::Normalizer,
+    actual: &[Vec<String>],
+    expected: &[String],
+) -> bool {
+    let actual: Vec<String> = actual
+        .iter()
+        .map(|row| row.iter().map(normalizer).collect::<Vec<_>>().join(" "))
+        .collect();
+    let expected: Vec<String> = expected.iter().map(normalizer).collect();
+    actual == expected
 }
 
 async fn run(session: &Session, sql: &str) -> Result<Vec<RecordBatch>, SltError> {
@@ -172,7 +214,21 @@ impl sqllogictest::AsyncDB for SparDb {
             }
             return Ok(DBOutput::StatementComplete(0));
         }
-        let batches = run(&self.session, trimmed).await?;
+        let df = self
+            .session
+            .sql(trimmed)
+            .await
+            .map_err(|e| SltError::Spar(e.to_string()))?;
+        let types = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| column_type(f.data_type()))
+            .collect();
+        let batches = df
+            .collect()
+            .await
+            .map_err(|e| SltError::Spar(e.to_string()))?;
         let rows = text_rows(&batches)?;
         let mut on = rows.clone();
         let mut off = text_rows(&run(&self.reference, trimmed).await?)?;
@@ -185,16 +241,6 @@ impl sqllogictest::AsyncDB for SparDb {
                 off,
             });
         }
-        let types = batches
-            .first()
-            .map(|b| {
-                b.schema()
-                    .fields()
-                    .iter()
-                    .map(|f| column_type(f.data_type()))
-                    .collect()
-            })
-            .unwrap_or_default();
         Ok(DBOutput::Rows { types, rows })
     }
 
@@ -283,14 +329,17 @@ async fn sqllogictest_files() {
                 Ok::<_, SltError>(SparDb { session, reference })
             }
         });
+        runner.with_normalizer(exact);
+        runner.with_validator(exact_validator);
+        runner.with_column_validator(sqllogictest::strict_column_validator);
         if complete {
             if let Err(e) = runner
                 .update_test_file(
                     file,
                     " ",
-                    sqllogictest::default_validator,
-                    sqllogictest::default_normalizer,
-                    sqllogictest::default_column_validator,
+                    exact_validator,
+                    exact,
+                    sqllogictest::strict_column_validator,
                 )
                 .await
             {

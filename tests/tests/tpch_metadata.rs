@@ -7,7 +7,7 @@ use spar_engine::connectors::mysql::MySqlConnector;
 use spar_engine::connectors::postgres::PostgresConnector;
 use spar_engine::connectors::{Connector, TableName};
 use spar_tests::harness::{MariaDbServer, PgServer};
-use spar_tests::tpch::{load_mariadb, load_postgres};
+use spar_tests::tpch::{load_mariadb, load_postgres, Ddl};
 
 const SCALE: f64 = 0.01;
 
@@ -73,7 +73,7 @@ async fn postgres_tpch_tables() {
     let server = ok(PgServer::start().await);
     ok(server.create_database("tpch").await);
     let tables = ["orders", "lineitem", "customer"];
-    let counts = ok(load_postgres(&server, "tpch", &tables, SCALE).await);
+    let counts = ok(load_postgres(&server, "tpch", &tables, SCALE, Ddl::Varchar).await);
     let connector = ok(PostgresConnector::new(&server.url("tpch")));
     for (table, rows) in tables.iter().zip(counts) {
         check(&connector, "public", table, rows).await;
@@ -85,7 +85,7 @@ async fn mariadb_tpch_tables() {
     let server = ok(MariaDbServer::start().await);
     ok(server.create_database("tpch").await);
     let tables = ["part", "partsupp", "supplier", "nation", "region"];
-    let counts = ok(load_mariadb(&server, "tpch", &tables, SCALE).await);
+    let counts = ok(load_mariadb(&server, "tpch", &tables, SCALE, Ddl::Varchar).await);
     let connector = ok(MySqlConnector::new(&server.url("tpch")));
     for (table, rows) in tables.iter().zip(counts) {
         check(&connector, "tpch", table, rows).await;

@@ -52,6 +52,12 @@ impl std::fmt::Debug for MySqlConnector {
     }
 }
 
+/// The session's `sql_mode`: the server's, without
+/// `PAD_CHAR_TO_FULL_LENGTH` and with `NO_BACKSLASH_ESCAPES`.
+const SQL_MODE: &str = "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(TRIM(BOTH ',' FROM \
+    REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',PAD_CHAR_TO_FULL_LENGTH,', ',')), ''), \
+    'NO_BACKSLASH_ESCAPES')";
+
 impl MySqlConnector {
     /// A connector for `url` (`mysql://user:password@host:port/database`),
     /// with TLS as its `ssl-*` parameters say ([`tls`]). Nothing is
@@ -73,14 +79,12 @@ impl MySqlConnector {
         if let Some(options) = tls_options {
             opts = opts.ssl_opts(tls::ssl_opts(&options, &target)?);
         }
-        // Every session: UTC, and a backslash in a string literal is just a
+        // Every session: UTC; a backslash in a string literal is just a
         // backslash (as in standard SQL and in the SQL Spar writes), so no
-        // value can end a literal early or change it.
+        // value can end a literal early or change it; CHAR(n) values come
+        // without their padding, whatever the server's default sql_mode.
         let opts = opts
-            .init(vec![
-                "SET time_zone = '+00:00'",
-                "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_BACKSLASH_ESCAPES')",
-            ])
+            .init(vec!["SET time_zone = '+00:00'", SQL_MODE])
             .prefer_socket(false)
             .pool_opts(PoolOpts::default().with_constraints(constraints));
         Ok(Self {
@@ -228,7 +232,16 @@ impl Connector for MySqlConnector {
             .iter()
             .map(|r| {
                 let data_type = arrow_type(&text(r, 1), &text(r, 2), number(r, 3), number(r, 4));
-                Field::new(text(r, 0), data_type, text(r, 5) == "YES")
+                let field = Field::new(text(r, 0), data_type, text(r, 5) == "YES");
+                // CHAR(n) values arrive without their padding (the session's
+                // sql_mode has no PAD_CHAR_TO_FULL_LENGTH) and compare
+                // without trailing spaces.
+                match text(r, 1).eq_ignore_ascii_case("char") {
+                    true => field.with_metadata(
+                        [(crate::dialect::PADDED_CHAR.to_string(), "char".to_string())].into(),
+                    ),
+                    false => field,
+                }
             })
             .collect();
         Ok(Arc::new(Schema::new(fields)))

@@ -10,7 +10,7 @@
 //! | `decimal(p,s)`, p ≤ 38                     | `Decimal128(p,s)`             |
 //! | `decimal(p,s)`, p > 38                     | `Utf8` (its exact text)       |
 //! | `float`, `double`                          | `Float32`, `Float64`          |
-//! | `char`, `varchar`, `*text`, `enum`, `set`, `json` | `Utf8` (a `set` as `a,b`) |
+//! | `char`, `varchar`, `*text`, `enum`, `set`, `json` | `Utf8` (a `set` as `a,b`; `char` without its padding) |
 //! | `binary`, `varbinary`, `*blob`             | `Binary`                      |
 //! | `date`                                     | `Date32`                      |
 //! | `datetime(fsp)`                            | `Timestamp(µs)`               |

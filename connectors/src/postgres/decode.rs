@@ -29,6 +29,9 @@ pub(crate) struct ColumnDecoder {
 
 enum Text {
     Plain,
+    /// `char(n)`: the value without its trailing spaces, as PostgreSQL's
+    /// own cast to `text` gives it.
+    Padded,
     Jsonb,
     Uuid,
 }
@@ -136,9 +139,8 @@ impl ColumnDecoder {
                 let flavor = match pg {
                     Type::JSONB => Text::Jsonb,
                     Type::UUID => Text::Uuid,
-                    Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON => {
-                        Text::Plain
-                    }
+                    Type::BPCHAR => Text::Padded,
+                    Type::TEXT | Type::VARCHAR | Type::NAME | Type::JSON => Text::Plain,
                     _ if matches!(pg.kind(), Kind::Enum(_)) => Text::Plain,
                     _ => return Err(mismatch()),
                 };
@@ -255,6 +257,9 @@ impl ColumnDecoder {
             Decoder::Utf8(b, Text::Plain) => {
                 std::str::from_utf8(v).map(|s| b.append_value(s)).is_ok()
             }
+            Decoder::Utf8(b, Text::Padded) => std::str::from_utf8(v)
+                .map(|s| b.append_value(s.trim_end_matches(' ')))
+                .is_ok(),
             Decoder::Utf8(b, Text::Jsonb) => v
                 .split_first()
                 .filter(|(version, _)| **version == 1)

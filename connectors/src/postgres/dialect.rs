@@ -8,13 +8,13 @@ use datafusion::common::DFSchema;
 use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::functions_aggregate::sum::sum_udaf;
 use datafusion::logical_expr::expr::{AggregateFunction, Like, ScalarFunction};
-use datafusion::logical_expr::{lit, Expr, ExprSchemable, ScalarUDF};
+use datafusion::logical_expr::{lit, Cast, Expr, ExprSchemable, ScalarUDF};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect};
 
 use crate::dialect::{
-    compares_differently, compares_strings, default_supports_expr, is_string, like_over_text,
-    Capabilities, SqlDialect,
+    compares_differently, compares_strings, default_supports_expr, is_padded_char, is_string,
+    like_over_text, Capabilities, SqlDialect,
 };
 use crate::unparser::SourceOnly;
 
@@ -29,9 +29,8 @@ use crate::unparser::SourceOnly;
 /// bytewise, as DataFusion does); equality is pushed (default collations
 /// are deterministic).
 ///
-/// `AVG` is pushed over integers and `float8` (PostgreSQL's `numeric`
-/// result for integers is read as the nearest `Float64`, DataFusion's
-/// type) and over decimals, spelled so that PostgreSQL computes
+/// `AVG` is pushed over integers (PostgreSQL's `numeric` result is read
+/// as the nearest `Float64`, DataFusion's type) and over decimals, spelled so that PostgreSQL computes
 /// DataFusion's answer exactly: DataFusion's mean of `decimal(p, s)` is
 /// the quotient truncated toward zero at scale `t = min(s + 4, 38)`, which
 /// is `div(sum(x) * 10^t, count(x)) * 10^-t` (`div` is numeric's exact
@@ -67,6 +66,20 @@ impl SqlDialect for PostgresSqlDialect {
         }))
     }
 
+    /// `'NaN'::float8`, `'Infinity'::float8`, `'-Infinity'::float8`
+    /// (PostgreSQL's float types compare `NaN` equal to itself and above
+    /// every number, as DataFusion does).
+    fn nonfinite_float_literal(&self, value: f64) -> Option<String> {
+        Some(
+            match value {
+                v if v.is_nan() => "'NaN'::float8",
+                v if v > 0.0 => "'Infinity'::float8",
+                _ => "'-Infinity'::float8",
+            }
+            .to_string(),
+        )
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             filter: true,
@@ -91,21 +104,25 @@ impl SqlDialect for PostgresSqlDialect {
         }
     }
 
+    /// Not `float8`: PostgreSQL's sum inside `avg` raises an error where
+    /// DataFusion's overflows to an infinity.
     fn averages_alike(&self, t: &DataType) -> bool {
         matches!(
             t,
-            DataType::Int16
-                | DataType::Int32
-                | DataType::Int64
-                | DataType::Float64
-                | DataType::Decimal128(_, _)
+            DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Decimal128(_, _)
         )
     }
 
     /// `avg` of decimals as an exact truncating division (see the type's
-    /// documentation).
+    /// documentation); a `char(n)` value matched by `LIKE` as its text
+    /// (PostgreSQL matches `char(n)` with its padding: `'ab'::char(4) LIKE
+    /// '%b'` is false there, but Spar reads the value as `ab`).
     fn prepare_expr(&self, expr: Expr, schema: &DFSchema) -> datafusion::error::Result<Expr> {
         expr.transform_up(|e| match e {
+            Expr::Like(mut like) if is_padded_char(&like.expr, schema) => {
+                like.expr = Box::new(Expr::Cast(Cast::new(like.expr, DataType::Utf8)));
+                Ok(Transformed::yes(Expr::Like(like)))
+            }
             Expr::AggregateFunction(agg) if agg.func.name() == "avg" => decimal_avg(&agg, schema)
                 .map(|exact| match exact {
                     Some(exact) => Transformed::yes(exact),
@@ -169,8 +186,9 @@ fn decimal_avg(
 /// answer: both count characters from 1 and cut the range
 /// `[start, start + length)` to the string; with a literal `start` of at
 /// least 1 and a literal `length` of at least 0 (negative lengths are an
-/// error in PostgreSQL) over a text value read as PostgreSQL holds it (not
-/// `char(n)`, whose padding PostgreSQL drops first).
+/// error in PostgreSQL) over a text value read as PostgreSQL holds it
+/// (`char(n)` too: PostgreSQL drops its padding first, as Spar does when
+/// reading it).
 fn substr_alike(args: &[Expr], schema: &DFSchema) -> bool {
     let positive = |e: &Expr, least: i64| matches!(e, Expr::Literal(ScalarValue::Int64(Some(n)), _) if *n >= least && *n <= i64::from(i32::MAX));
     match args {
@@ -258,17 +276,49 @@ mod tests {
         Ok(())
     }
 
+    fn padded(name: &str) -> Field {
+        Field::new(name, DataType::Utf8, true).with_metadata(
+            [(
+                crate::dialect::PADDED_CHAR.to_string(),
+                "bpchar".to_string(),
+            )]
+            .into(),
+        )
+    }
+
+    #[test]
+    fn char_columns_compare_at_the_source_and_like_matches_their_text(
+    ) -> datafusion::error::Result<()> {
+        let schema = DFSchema::try_from(Schema::new(vec![
+            padded("c"),
+            Field::new("a", DataType::Utf8, true),
+        ]))?;
+        let d = PostgresSqlDialect;
+        assert!(d.supports_expr(&col("c").eq(lit("ab")), &schema));
+        assert!(d.supports_expr(&col("a").eq(col("c")), &schema));
+        assert!(d.supports_expr(&col("c").in_list(vec![lit("x")], false), &schema));
+        // Ordering follows the database's collation, as for any text.
+        assert!(!d.supports_expr(&col("c").lt(lit("b")), &schema));
+        let like = col("c").like(lit("%b"));
+        assert!(d.supports_expr(&like, &schema));
+        let spelled = datafusion::sql::unparser::Unparser::new(d.unparser())
+            .expr_to_sql(&d.prepare_expr(like, &schema)?)?
+            .to_string();
+        assert_eq!(spelled, "CAST(\"c\" AS VARCHAR) LIKE '%b'");
+        Ok(())
+    }
+
     #[test]
     fn columns_compared_unlike_their_text_are_never_compared() -> datafusion::error::Result<()> {
-        let padded = Field::new("c", DataType::Utf8, true).with_metadata(
+        let uuid = Field::new("c", DataType::Utf8, true).with_metadata(
             [(
                 crate::dialect::COMPARES_DIFFERENTLY.to_string(),
-                "bpchar".to_string(),
+                "uuid".to_string(),
             )]
             .into(),
         );
         let schema = DFSchema::try_from(Schema::new(vec![
-            padded,
+            uuid,
             Field::new("a", DataType::Utf8, true),
         ]))?;
         let d = PostgresSqlDialect;
@@ -308,17 +358,17 @@ mod tests {
     #[test]
     fn substr_from_a_positive_literal_start() -> datafusion::error::Result<()> {
         use datafusion::functions::unicode::expr_fn::substr;
-        let padded = Field::new("c", DataType::Utf8, true).with_metadata(
+        let uuid = Field::new("c", DataType::Utf8, true).with_metadata(
             [(
                 crate::dialect::COMPARES_DIFFERENTLY.to_string(),
-                "bpchar".to_string(),
+                "uuid".to_string(),
             )]
             .into(),
         );
         let schema = DFSchema::try_from(Schema::new(vec![
             Field::new("a", DataType::Utf8, true),
             Field::new("n", DataType::Int64, true),
-            padded,
+            uuid,
         ]))?;
         let d = PostgresSqlDialect;
         let two = |s: Expr, start: Expr, len: Expr| {

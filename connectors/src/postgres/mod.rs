@@ -35,7 +35,7 @@ use tokio_postgres::{Config, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::connector::{Connector, ReplicaRole, ReplicaStatus};
-use crate::dialect::{SqlDialect, COMPARES_DIFFERENTLY};
+use crate::dialect::{SqlDialect, COMPARES_DIFFERENTLY, PADDED_CHAR};
 use crate::error::{ConnectorError, Result};
 use crate::metadata::{IndexMeta, TableKind, TableName, TableStats};
 use crate::tls::TlsMode;
@@ -329,16 +329,14 @@ impl Connector for PostgresConnector {
             .map(|(row, column)| {
                 let (data_type, _) = arrow_type(column.type_(), row.get(1));
                 let field = Field::new(row.get::<_, String>(0), data_type, !row.get::<_, bool>(2));
-                match compared_unlike_arrow(column.type_(), row.get(1)) {
-                    true => field.with_metadata(
-                        [(
-                            COMPARES_DIFFERENTLY.to_string(),
-                            column.type_().name().to_string(),
-                        )]
-                        .into(),
-                    ),
-                    false => field,
-                }
+                let key = if is_bpchar(column.type_()) {
+                    PADDED_CHAR
+                } else if compared_unlike_arrow(column.type_(), row.get(1)) {
+                    COMPARES_DIFFERENTLY
+                } else {
+                    return field;
+                };
+                field.with_metadata([(key.to_string(), column.type_().name().to_string())].into())
             })
             .collect();
         Ok(Arc::new(Schema::new(fields)))
@@ -585,19 +583,30 @@ impl Connector for PostgresConnector {
     }
 }
 
+/// Whether `ty` is `char(n)` (or a domain over it), read without its
+/// padding ([`PADDED_CHAR`]).
+fn is_bpchar(ty: &tokio_postgres::types::Type) -> bool {
+    use tokio_postgres::types::{Kind, Type};
+    match ty.kind() {
+        Kind::Domain(base) => is_bpchar(base),
+        _ => *ty == Type::BPCHAR,
+    }
+}
+
 /// Whether PostgreSQL compares values of `ty` otherwise than DataFusion
 /// compares the Arrow values Spar reads for it: every type read as text
-/// except `text`, `varchar` and `name` (`char(n)` ignores its padding,
-/// `uuid` and enums have their own order, `json` has no `=`, wide
-/// `numeric` compares as a number), and arrays of such types.
+/// except `text`, `varchar`, `name` and `char(n)` (`uuid` and enums have
+/// their own order, `json` has no `=`, wide `numeric` compares as a
+/// number), and arrays of such types (`char(n)[]` too: its elements are
+/// compared inside the array with their padding ignored).
 fn compared_unlike_arrow(ty: &tokio_postgres::types::Type, typmod: i32) -> bool {
     use tokio_postgres::types::{Kind, Type};
     match ty.kind() {
         Kind::Domain(base) => compared_unlike_arrow(base, typmod),
-        Kind::Array(element) => compared_unlike_arrow(element, -1),
+        Kind::Array(element) => is_bpchar(element) || compared_unlike_arrow(element, -1),
         _ => {
             matches!(arrow_type(ty, typmod).0, DataType::Utf8)
-                && !matches!(*ty, Type::TEXT | Type::VARCHAR | Type::NAME)
+                && !matches!(*ty, Type::TEXT | Type::VARCHAR | Type::NAME | Type::BPCHAR)
         }
     }
 }
@@ -664,10 +673,16 @@ mod tests {
         let c = PostgresConnector::new("postgres://spar:hunter2@127.0.0.1:5433/sales");
         let target = c.map(|c| c.target().to_string()).unwrap_or_default();
         assert_eq!(target, "postgres://127.0.0.1:5433/sales");
-        let e = PostgresConnector::new("postgres://spar:hunter2@[bad")
+        let Some(e) = PostgresConnector::new("postgres://spar:hunter2@[bad")
             .err()
             .map(|e| e.to_string())
-            .unwrap_or_default();
+        else {
+            panic!("a malformed URL was accepted");
+        };
+        assert!(
+            e.contains("postgres"),
+            "the error names the source kind: {e}"
+        );
         assert!(!e.contains("hunter2"), "{e}");
     }
 

@@ -10,7 +10,8 @@
 //! | `numeric(p,s)`, p ≤ 38               | `Decimal128(p,s)`              | binary  |
 //! | `numeric` without (p,s)              | `Decimal128(38,10)`            | binary  |
 //! | `numeric(p,s)`, p > 38               | `Utf8` (its exact text)        | text    |
-//! | `text`, `varchar`, `char(n)`, `name` | `Utf8`                         | binary  |
+//! | `text`, `varchar`, `name`            | `Utf8`                         | binary  |
+//! | `char(n)`                            | `Utf8`, without the padding    | binary  |
 //! | `json`, `jsonb`                      | `Utf8` (the JSON text)         | binary  |
 //! | `bytea`                              | `Binary`                       | binary  |
 //! | `date`                               | `Date32`                       | binary  |

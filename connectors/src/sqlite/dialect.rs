@@ -57,6 +57,16 @@ impl SqlDialect for SqliteSqlDialect {
         false
     }
 
+    /// SQLite reads `9e999` as an infinity; it has no `NaN` (it stores
+    /// NULL for one).
+    fn nonfinite_float_literal(&self, value: f64) -> Option<String> {
+        match value {
+            v if v.is_nan() => None,
+            v if v > 0.0 => Some("9e999".into()),
+            _ => Some("-9e999".into()),
+        }
+    }
+
     fn supports_cast(&self, _: &DataType, _: &DataType) -> bool {
         false
     }

@@ -10,6 +10,7 @@
 
 mod conn;
 pub mod dialect;
+mod time;
 pub mod types;
 
 use std::path::{Path, PathBuf};

@@ -15,10 +15,17 @@
 //! | contains `BLOB`                      | `Binary`                | BLOB; TEXT as its UTF-8 bytes                     |
 //! | contains `REAL`, `FLOA` or `DOUB`    | `Float64`               | REAL; INTEGER; TEXT of a number                   |
 //! | `DECIMAL(p,s)`, `NUMERIC(p,s)`       | `Decimal128(p,s)`, p≤38 | INTEGER; TEXT of a decimal; REAL rounded to `s` places |
-//! | `DATE`                               | `Date32`                | TEXT `YYYY-MM-DD`                                 |
-//! | `DATETIME`, `TIMESTAMP`              | `Timestamp(µs)`         | TEXT `YYYY-MM-DD HH:MM:SS[.f]` (or `T` between)   |
+//! | `DATE`                               | `Date32`                | every time value SQLite's `date()` reads (below)  |
+//! | `DATETIME`, `TIMESTAMP`              | `Timestamp(µs)`         | every time value SQLite's `datetime()` reads      |
 //! | no declared type                     | `Utf8`                  | as for `TEXT`                                     |
 //! | anything else (NUMERIC affinity)     | `Float64`               | as for `REAL`                                     |
+//!
+//! Time values are read as SQLite's own date and time functions read them
+//! (with the `auto` modifier for numbers): dates, times with or without
+//! seconds and fractions, a `T` or spaces between, `Z` or a `±HH:MM`
+//! offset (converted to UTC), Julian day numbers and unix times. See
+//! `time.rs` for the whole rule; a `DATE` column gets the day of that
+//! instant.
 //!
 //! NULL is accepted by every column. A value that does not fit its column
 //! (a BLOB in an INTEGER column, `'abc'` in a DATE column, a REAL with a
@@ -37,7 +44,6 @@ use arrow::array::{
 };
 use arrow::compute::kernels::cast_utils::parse_decimal;
 use arrow::datatypes::{DataType, Decimal128Type, TimeUnit};
-use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use rusqlite::types::ValueRef;
 
 use crate::error::{ConnectorError, Result};
@@ -100,8 +106,6 @@ enum Builder {
     Date32(Date32Builder),
     Timestamp(TimestampMicrosecondBuilder),
 }
-
-const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
 impl ColumnReader {
     /// A reader for a column of Arrow type `data_type`, or an error if the
@@ -173,20 +177,8 @@ impl ColumnReader {
                 precision,
                 scale,
             } => as_decimal(value, *precision, *scale).is_some_and(|v| append(builder, v)),
-            Builder::Date32(b) => match value {
-                ValueRef::Text(t) => std::str::from_utf8(t)
-                    .ok()
-                    .and_then(|s| NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok())
-                    .is_some_and(|d| append(b, d.num_days_from_ce() - UNIX_EPOCH_DAYS_FROM_CE)),
-                _ => false,
-            },
-            Builder::Timestamp(b) => match value {
-                ValueRef::Text(t) => std::str::from_utf8(t)
-                    .ok()
-                    .and_then(parse_timestamp)
-                    .is_some_and(|ts| append(b, ts.and_utc().timestamp_micros())),
-                _ => false,
-            },
+            Builder::Date32(b) => super::time::date_value(value).is_some_and(|d| append(b, d)),
+            Builder::Timestamp(b) => super::time::time_value(value).is_some_and(|t| append(b, t)),
         };
         if fits {
             Ok(())
@@ -235,8 +227,10 @@ impl ColumnReader {
             Builder::Decimal {
                 precision, scale, ..
             } => format!("Decimal128({precision}, {scale})"),
-            Builder::Date32(_) => "Date32 (text YYYY-MM-DD)".to_string(),
-            Builder::Timestamp(_) => "Timestamp (text YYYY-MM-DD HH:MM:SS[.f])".to_string(),
+            Builder::Date32(_) => "Date32 (a time value SQLite's date() reads)".to_string(),
+            Builder::Timestamp(_) => {
+                "Timestamp (a time value SQLite's datetime() reads)".to_string()
+            }
         };
         ConnectorError::Conversion {
             column: self.name.clone(),
@@ -264,18 +258,6 @@ fn append_bool(b: &mut BooleanBuilder, v: bool) -> bool {
 fn append_str(b: &mut StringBuilder, v: &str) -> bool {
     b.append_value(v);
     true
-}
-
-fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
-    let s = s.trim();
-    [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%dT%H:%M",
-    ]
-    .iter()
-    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
 }
 
 fn as_i64(value: ValueRef<'_>) -> Option<i64> {

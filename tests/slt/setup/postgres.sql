@@ -38,6 +38,9 @@ INSERT INTO kinds VALUES
     (1, 'ab', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": 1, "b": 2}'),
     (2, 'ab  x', 'B0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A12', '[1, 2]'),
     (3, NULL, NULL, NULL);
+-- char(n) against text with and without trailing spaces.
+CREATE TABLE codes (id int PRIMARY KEY, code char(4), label text);
+INSERT INTO codes VALUES (1, 'ab', 'ab'), (2, 'ab', 'ab  '), (3, 'x', 'x '), (4, NULL, NULL), (5, 'x  y', 'x  y');
 -- Dates, timestamps with and without a time zone, booleans.
 CREATE TABLE events (id int PRIMARY KEY, d date, ts timestamp, tz timestamptz, flag boolean, n int);
 INSERT INTO events VALUES

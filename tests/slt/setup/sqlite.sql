@@ -54,3 +54,21 @@ INSERT INTO events VALUES
     (2, '2024-03-01', '2024-03-01T00:15:00.5', 0, -7),
     (3, NULL, NULL, NULL, NULL),
     (4, '1999-12-31', '1999-12-31 23:59:59', 1, 0);
+-- Time values in every form SQLite's date and time functions read: a date
+-- alone, no seconds, fractions, a `T`, `Z` and offsets, 24:00, a day past
+-- the month's end, a Julian day number (text, INTEGER and REAL) and a unix
+-- time.
+CREATE TABLE times (id INTEGER PRIMARY KEY, ts TIMESTAMP, d DATE);
+INSERT INTO times VALUES
+    (1, '2024-02-29', '2024-02-29'),
+    (2, '2024-02-29 13:45', '2024-02-29 13:45'),
+    (3, '2024-02-29T13:45:07.25Z', '2024-02-29T13:45:07.25Z'),
+    (4, '2024-02-29 23:30 -02:00', '2024-02-29 23:30 -02:00'),
+    (5, '2024-12-31 24:00', '2024-12-31 24:00'),
+    (6, '2023-02-31 08:00:00.123456', '2023-02-31'),
+    (7, 2460000.5, 2460000.5),
+    (8, '2460000.25', 2460000),
+    (9, 1700000000, 1700000000),
+    (10, '12:30', '12:30'),
+    (11, NULL, NULL);
+
