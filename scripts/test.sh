@@ -39,10 +39,13 @@ export SPAR_PYTHON="$SPAR_VENV/bin/python"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-# The property tests and the bounded fuzzing print how many cases they
-# ran: they run on their own, with their output shown.
-cargo test --workspace --no-fail-fast -- --skip fuzz_targets_survive --skip hostile_names --skip string_literals_select 2>&1 | tee "$log"
+# The property tests, the differential tester and the bounded fuzzing
+# print how many cases they ran: they run on their own, with their output
+# shown.
+cargo test --workspace --no-fail-fast -- --skip fuzz_targets_survive --skip hostile_names \
+  --skip string_literals_select --skip random_queries_agree 2>&1 | tee "$log"
 cargo test -p spar-tests --test injection -- --nocapture 2>&1 | tee -a "$log"
+cargo test -p spar-tests --test differential -- --nocapture 2>&1 | tee -a "$log"
 cargo test -p spar-server --test fuzz -- --nocapture 2>&1 | tee -a "$log"
 cargo run --quiet -p spar-engine --example embed > /dev/null
 echo "embedding example: ok"

@@ -30,6 +30,8 @@ pub struct Capabilities {
     pub order_by: bool,
     /// Joins between tables of the same source.
     pub joins: bool,
+    /// `FULL OUTER JOIN` (MySQL and MariaDB have none).
+    pub full_joins: bool,
     /// `GROUP BY` and aggregate functions.
     pub aggregates: bool,
     /// Window functions.
@@ -43,6 +45,7 @@ impl Capabilities {
         limit: true,
         order_by: true,
         joins: true,
+        full_joins: true,
         aggregates: true,
         window_functions: true,
     };
@@ -182,6 +185,14 @@ pub trait SqlDialect: Debug + Send + Sync {
         }
         if let Some(Some(s)) = value.try_as_str() {
             if self.string_literal(s).is_none() {
+                return false;
+            }
+        }
+        // A date outside years 1 to 9999 is printed with a sign
+        // (`+10000-01-01`) that no source reads as a date.
+        if let ScalarValue::Date32(Some(days)) = value {
+            // Days from 1970-01-01 to 0001-01-01 and to 10000-01-01.
+            if !(-719_162..2_932_897).contains(days) {
                 return false;
             }
         }
@@ -388,8 +399,10 @@ fn rescales(expr: &Expr, to: &DataType, schema: &DFSchema) -> bool {
     }
 }
 
-/// `expr` as the source is to receive it: comparisons of rescaled
-/// decimals without the rescale (see `unrescaled`), then the dialect's
+/// `expr` as the source is to receive it: finite float literals marked to
+/// be spelled in scientific notation ([`crate::unparser::float_literal`]),
+/// comparisons of rescaled decimals without the rescale (see
+/// `unrescaled`), then the dialect's
 /// own corrections ([`SqlDialect::prepare_expr`]). Every expression of a
 /// fragment is spelled through this.
 pub fn prepare<D: SqlDialect + ?Sized>(
@@ -404,6 +417,7 @@ pub fn prepare<D: SqlDialect + ?Sized>(
     let expr = expr
         .transform_up(|e| {
             Ok(match e {
+                Expr::Literal(..) => Transformed::yes(crate::unparser::float_literal(e)),
                 Expr::BinaryExpr(BinaryExpr { left, op, right }) if is_comparison(op) => {
                     Transformed::yes(Expr::BinaryExpr(BinaryExpr {
                         left: unrescale(left),

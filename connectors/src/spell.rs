@@ -21,7 +21,9 @@ use std::ops::ControlFlow;
 
 use datafusion::common::plan_datafusion_err;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::sql::sqlparser::ast::{Statement, Value, ValueWithSpan, VisitMut, VisitorMut};
+use datafusion::sql::sqlparser::ast::{
+    self, Statement, Value, ValueWithSpan, VisitMut, VisitorMut,
+};
 use serde_json::Value as Json;
 
 use crate::SqlDialect;
@@ -135,6 +137,45 @@ struct Literals<'a> {
 impl VisitorMut for Literals<'_> {
     type Break = DataFusionError;
 
+    /// Parenthesizes the operands of an operator that are themselves
+    /// unparenthesized predicates (`x IS NULL`, `x IN (…)`, `x LIKE …`,
+    /// `x BETWEEN …`): the unparser writes `a <= b IS NULL` for
+    /// `a <= (b IS NULL)`, which PostgreSQL and MySQL read as
+    /// `(a <= b) IS NULL`.
+    fn post_visit_expr(&mut self, expr: &mut ast::Expr) -> ControlFlow<Self::Break> {
+        use ast::Expr as E;
+        match expr {
+            E::BinaryOp { left, right, .. } => {
+                enclose_predicate(left);
+                enclose_predicate(right);
+            }
+            E::Between {
+                expr, low, high, ..
+            } => {
+                enclose_predicate(expr);
+                enclose_predicate(low);
+                enclose_predicate(high);
+            }
+            E::Like { expr, pattern, .. } | E::ILike { expr, pattern, .. } => {
+                enclose_predicate(expr);
+                enclose_predicate(pattern);
+            }
+            E::UnaryOp { expr, .. }
+            | E::InList { expr, .. }
+            | E::InSubquery { expr, .. }
+            | E::IsNull(expr)
+            | E::IsNotNull(expr)
+            | E::IsTrue(expr)
+            | E::IsNotTrue(expr)
+            | E::IsFalse(expr)
+            | E::IsNotFalse(expr)
+            | E::IsUnknown(expr)
+            | E::IsNotUnknown(expr) => enclose_predicate(expr),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_value(&mut self, value: &mut ValueWithSpan) -> ControlFlow<Self::Break> {
         let name = self.dialect.name();
         let spelled = match &value.value {
@@ -172,6 +213,33 @@ impl VisitorMut for Literals<'_> {
         };
         value.value = Value::Placeholder(spelled);
         ControlFlow::Continue(())
+    }
+}
+
+/// `e` in parentheses if it is a predicate written without them.
+fn enclose_predicate(e: &mut Box<ast::Expr>) {
+    use ast::Expr as E;
+    if matches!(
+        e.as_ref(),
+        E::IsNull(_)
+            | E::IsNotNull(_)
+            | E::IsTrue(_)
+            | E::IsNotTrue(_)
+            | E::IsFalse(_)
+            | E::IsNotFalse(_)
+            | E::IsUnknown(_)
+            | E::IsNotUnknown(_)
+            | E::IsDistinctFrom(..)
+            | E::IsNotDistinctFrom(..)
+            | E::InList { .. }
+            | E::InSubquery { .. }
+            | E::Between { .. }
+            | E::Like { .. }
+            | E::ILike { .. }
+            | E::SimilarTo { .. }
+    ) {
+        let inner = std::mem::replace(e.as_mut(), E::Value(Value::Null.into()));
+        **e = E::Nested(Box::new(inner));
     }
 }
 

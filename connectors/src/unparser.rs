@@ -121,6 +121,43 @@ pub fn mark(udf: &Arc<ScalarUDF>, e: Expr) -> Expr {
     }
 }
 
+/// Name of the marker function around a finite float literal (see
+/// [`float_literal`]).
+pub const FLOAT: &str = "spar_float";
+
+static FLOAT_UDF: std::sync::LazyLock<Arc<ScalarUDF>> =
+    std::sync::LazyLock::new(|| Marker::udf(FLOAT));
+
+/// A finite float literal marked so that [`spell_float`] spells it; any
+/// other expression as it is. DataFusion's unparser writes a float as its
+/// plain decimal digits (`1e300` as 301 digits and `.0`), which a source
+/// reads as an exact decimal (MySQL cannot hold that many digits) rather
+/// than as a double.
+pub fn float_literal(e: Expr) -> Expr {
+    use datafusion::scalar::ScalarValue;
+    match &e {
+        Expr::Literal(ScalarValue::Float64(Some(v)), _) if v.is_finite() => mark(&FLOAT_UDF, e),
+        Expr::Literal(ScalarValue::Float32(Some(v)), _) if v.is_finite() => mark(&FLOAT_UDF, e),
+        _ => e,
+    }
+}
+
+/// A marked float literal in scientific notation (`1e300`, `3.14159e0`,
+/// a `Float32` as the double it widens to): a double in every SQL
+/// dialect, read back as the same value.
+pub fn spell_float(_: &Unparser, args: &[Expr]) -> Result<ast::Expr> {
+    use datafusion::scalar::ScalarValue;
+    let value = match args {
+        [Expr::Literal(ScalarValue::Float64(Some(v)), _)] => *v,
+        [Expr::Literal(ScalarValue::Float32(Some(v)), _)] => f64::from(*v),
+        _ => return datafusion::common::internal_err!("{FLOAT} takes one float literal"),
+    };
+    Ok(ast::Expr::value(ast::Value::Number(
+        format!("{value:e}"),
+        false,
+    )))
+}
+
 /// DataFusion's unparser dialect `D`, with the functions named in
 /// `functions` spelled by their [`SpellFn`], and no window frame for the
 /// functions that ignore it. Every other choice is `D`'s.

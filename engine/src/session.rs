@@ -93,7 +93,7 @@ impl Session {
         refuse_writes(&statement)?;
         crate::stack::check_depth(&statement, crate::MAX_EXPR_DEPTH)?;
         let mut statement = statement;
-        spar_literals(&mut statement);
+        read_literals(&mut statement);
         let state = self.ctx.state();
         for reference in state.resolve_table_references(&statement)? {
             // `generate_series(…)` and other table functions are not tables.
@@ -332,7 +332,8 @@ fn is_read_only(statement: &SqlStatement) -> bool {
     }
 }
 
-/// Spar's reading of literals, where DataFusion's differs:
+/// Spar's reading of literals, where DataFusion's differs (every
+/// statement a [`Session`] plans goes through here first):
 ///
 /// - Number literals written with an exponent (`1e300`, `2.5E-3`) are
 ///   approximate numeric literals, as the SQL standard names them:
@@ -344,7 +345,7 @@ fn is_read_only(statement: &SqlStatement) -> bool {
 ///   PostgreSQL writes them, which is how Spar prints them: years past
 ///   9999 without a sign (`10000-01-01`) and years before 1 as `… BC`
 ///   (`0045-03-15 BC`).
-fn spar_literals(statement: &mut Statement) {
+pub fn read_literals(statement: &mut Statement) {
     match statement {
         Statement::Statement(statement) => {
             let _ = visit_expressions_mut(statement.as_mut(), |e| {
@@ -352,7 +353,7 @@ fn spar_literals(statement: &mut Statement) {
                 std::ops::ControlFlow::<()>::Continue(())
             });
         }
-        Statement::Explain(explain) => spar_literals(&mut explain.statement),
+        Statement::Explain(explain) => read_literals(&mut explain.statement),
         _ => {}
     }
 }

@@ -46,6 +46,9 @@ pub use source_table::SourceTable;
 /// Spar's optimizer rules, in the order they run after DataFusion's own.
 pub fn spar_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     vec![
+        // Comparisons that DataFusion's simplifications made (see
+        // `pad_space`), before any SQL is spelled.
+        Arc::new(PadSpace),
         // Last: it needs DataFusion's projection, filter and limit pushdown
         // into the scans to have happened, and it hides the scans it
         // replaces from every rule after it.

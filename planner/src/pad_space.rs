@@ -9,15 +9,16 @@
 //! `BETWEEN`, `CASE c WHEN`), so that DataFusion's comparison of the read
 //! value gives the database's answer, and the SQL a source receives says
 //! the same. It runs as an analyzer rule, after type coercion and before
-//! any filter reaches a source; prepared statements' parameters are
-//! literals by then.
+//! any filter reaches a source (prepared statements' parameters are
+//! literals by then), and again as an optimizer rule after DataFusion's
+//! own, whose simplifications make new comparisons.
 
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::{Case, InList};
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, LogicalPlan};
-use datafusion::optimizer::AnalyzerRule;
+use datafusion::optimizer::{AnalyzerRule, OptimizerConfig, OptimizerRule};
 use datafusion::scalar::ScalarValue;
 use spar_connectors::dialect::{is_comparison, is_padded_char};
 
@@ -25,23 +26,55 @@ use spar_connectors::dialect::{is_comparison, is_padded_char};
 #[derive(Debug, Default)]
 pub struct PadSpace;
 
-impl AnalyzerRule for PadSpace {
-    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+impl PadSpace {
+    fn trim_plan(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
         plan.transform_up_with_subqueries(|node| {
             let mut schema = DFSchema::empty();
             for input in node.inputs() {
                 schema.merge(input.schema());
             }
             if let LogicalPlan::TableScan(scan) = &node {
-                schema.merge(&scan.projected_schema);
+                // Its filters, typed by the table's columns.
+                if let Ok(columns) = DFSchema::try_from_qualified_schema(
+                    scan.table_name.clone(),
+                    &scan.source.schema(),
+                ) {
+                    schema.merge(&columns);
+                }
             }
             node.map_expressions(|e| e.transform_up(|e| Ok(trim_compared(e, &schema))))
         })
-        .map(|t| t.data)
+    }
+}
+
+impl AnalyzerRule for PadSpace {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        Self::trim_plan(plan).map(|t| t.data)
     }
 
     fn name(&self) -> &str {
         "spar_pad_space"
+    }
+}
+
+/// Also an optimizer rule, after DataFusion's own: simplification makes
+/// new comparisons (`CASE WHEN true THEN c END = 'x '` becomes `c = 'x '`),
+/// including filters already in a scan, which a source will receive.
+impl OptimizerRule for PadSpace {
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        Self::trim_plan(plan)
+    }
+
+    fn name(&self) -> &str {
+        "spar_pad_space"
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
     }
 }
 

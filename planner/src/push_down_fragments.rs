@@ -337,8 +337,18 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
         return false;
     }
     match node {
-        LogicalPlan::Projection(p) => p.expr.iter().all(|e| supports(e, p.input.schema())),
-        LogicalPlan::Filter(f) => caps.filter && supports(&f.predicate, f.input.schema()),
+        // A projection over another in the same SELECT (DataFusion's
+        // common subexpressions, `__common_expr_1`) stays local, over the
+        // pushed inner one (see `below_in_select`).
+        LogicalPlan::Projection(p) => {
+            !below_in_select(&p.input, &|n| matches!(n, LogicalPlan::Projection(_)))
+                && p.expr.iter().all(|e| supports(e, p.input.schema()))
+        }
+        LogicalPlan::Filter(f) => {
+            caps.filter
+                && !matches!(unfragmented(&f.input), LogicalPlan::Projection(_))
+                && supports(&f.predicate, f.input.schema())
+        }
         LogicalPlan::Limit(limit) => {
             caps.limit
                 && matches!(limit.get_skip_type(), Ok(SkipType::Literal(_)))
@@ -367,8 +377,9 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
             caps.joins
                 && (matches!(
                     join.join_type,
-                    JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
-                ) || (semi && semi_join_spellable(join)))
+                    JoinType::Inner | JoinType::Left | JoinType::Right
+                ) || (join.join_type == JoinType::Full && caps.full_joins)
+                    || (semi && semi_join_spellable(join)))
                 && join.join_constraint == JoinConstraint::On
                 && join.null_equality == NullEquality::NullEqualsNothing
                 && join.on.iter().all(|(l, r)| {
@@ -381,13 +392,11 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
         LogicalPlan::Aggregate(agg) => {
             let schema = agg.input.schema();
             // DataFusion's rewrite of `count(DISTINCT x) … GROUP BY g` is an
-            // aggregate straight over another; the unparser puts the inner
-            // one in a derived table but leaves the outer grouping keys
-            // qualified by the inner table's name, which the source
-            // rejects. The outer aggregate runs locally.
-            let input = as_fragment(agg.input.as_ref()).map_or(agg.input.as_ref(), |f| &f.plan);
-            let over_aggregate =
-                matches!(input, LogicalPlan::Aggregate(_)) && !agg.group_expr.is_empty();
+            // aggregate straight over another: the outer one runs locally
+            // (see `below_in_select`; without grouping keys it names only
+            // the inner one's unqualified outputs, which works).
+            let over_aggregate = !agg.group_expr.is_empty()
+                && below_in_select(&agg.input, &|n| matches!(n, LogicalPlan::Aggregate(_)));
             caps.aggregates
                 && !over_aggregate
                 && agg
@@ -430,10 +439,39 @@ fn unfragmented(plan: &LogicalPlan) -> &LogicalPlan {
     as_fragment(plan).map_or(plan, |f| &f.plan)
 }
 
-/// Whether `plan` (or the fragment it is) is a window node with an output
-/// name longer than an identifier may be.
+/// Whether `plan` (or the fragment it is) is a window node, or a
+/// projection with a computed column, with an output name longer than an
+/// identifier may be: a node above that reads it from a derived table
+/// (an aggregate, a join) would name a column the source cut short or
+/// left unnamed.
 fn long_window_names(plan: &LogicalPlan) -> bool {
-    matches!(unfragmented(plan), LogicalPlan::Window(w) if w.schema.fields().iter().any(|f| f.name().len() > MAX_IDENTIFIER_BYTES))
+    let long = |name: &str| name.len() > MAX_IDENTIFIER_BYTES;
+    match unfragmented(plan) {
+        LogicalPlan::Window(w) => w.schema.fields().iter().any(|f| long(f.name())),
+        LogicalPlan::Projection(p) => p
+            .expr
+            .iter()
+            .zip(p.schema.fields())
+            .any(|(e, f)| !matches!(e, Expr::Column(_)) && long(f.name())),
+        _ => false,
+    }
+}
+
+/// Whether `plan` (or the fragment it is) is a node `is`, perhaps under
+/// filters and sorts, that a projection or aggregate above cannot share a
+/// SELECT with. The unparser then puts it in a derived table
+/// (`derived_projection`) whose columns the outer SELECT's qualified
+/// names (`"a"."id"`) cannot reach, and the source refuses the SQL; so
+/// the node above stays local. The same goes for a filter straight over a
+/// projection.
+fn below_in_select(plan: &LogicalPlan, is: &dyn Fn(&LogicalPlan) -> bool) -> bool {
+    let plan = unfragmented(plan);
+    is(plan)
+        || match plan {
+            LogicalPlan::Filter(f) => below_in_select(&f.input, is),
+            LogicalPlan::Sort(s) => below_in_select(&s.input, is),
+            _ => false,
+        }
 }
 
 /// Whether `plan` (or the fragment it is) has a window node in the same

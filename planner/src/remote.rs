@@ -132,6 +132,14 @@ pub(crate) fn remote_plan(
             {
                 semi_join_as_exists(join, dialect)?
             }
+            LogicalPlan::Join(join)
+                if matches!(
+                    join.join_type,
+                    JoinType::Left | JoinType::Right | JoinType::Full
+                ) =>
+            {
+                preserved_filters_after(join)?
+            }
             LogicalPlan::Window(window) => prepare_window(window, dialect)?,
             LogicalPlan::TableScan(mut scan) => {
                 // The filters are typed by the table's columns under
@@ -180,6 +188,85 @@ pub(crate) fn remote_plan(
         ));
     }
     Ok(Some(rewritten))
+}
+
+/// An outer join with the filters of its preserved sides' scans moved
+/// above it, into a `WHERE`. The unparser writes a joined scan's filters
+/// into the join's `ON`, which is right for an inner join and for the side
+/// an outer join may fill with NULLs, but wrong for a side it keeps whole:
+/// `a LEFT JOIN b ON … AND a.x > 1` keeps every row of `a`. A filter of
+/// the kept side gives the same rows before the join or after it.
+fn preserved_filters_after(join: Join) -> Result<LogicalPlan> {
+    let (left_kept, right_kept) = match join.join_type {
+        JoinType::Left => (true, false),
+        JoinType::Right => (false, true),
+        _ => (true, true),
+    };
+    let mut lifted = Vec::new();
+    let mut take = |side: Arc<LogicalPlan>, kept: bool| -> Result<Arc<LogicalPlan>> {
+        if !kept {
+            return Ok(side);
+        }
+        Ok(match without_scan_filters(&side)? {
+            Some((plan, filters)) => {
+                lifted.extend(filters);
+                Arc::new(plan)
+            }
+            None => side,
+        })
+    };
+    let left = take(Arc::clone(&join.left), left_kept)?;
+    let right = take(Arc::clone(&join.right), right_kept)?;
+    let join = LogicalPlan::Join(Join {
+        left,
+        right,
+        ..join
+    });
+    match conjunction(lifted) {
+        Some(predicate) => Ok(LogicalPlan::Filter(Filter::try_new(
+            predicate,
+            Arc::new(join),
+        )?)),
+        None => Ok(join),
+    }
+}
+
+/// `side` (a scan, or an alias of one) without its scan's filters, and
+/// those filters as the side's output names its columns; `None` when it
+/// is not such a side or has no filters.
+fn without_scan_filters(side: &LogicalPlan) -> Result<Option<(LogicalPlan, Vec<Expr>)>> {
+    match side {
+        LogicalPlan::TableScan(scan) if !scan.filters.is_empty() => {
+            let mut bare = scan.clone();
+            let filters = std::mem::take(&mut bare.filters);
+            Ok(Some((LogicalPlan::TableScan(bare), filters)))
+        }
+        LogicalPlan::SubqueryAlias(alias) => {
+            let Some((inner, filters)) = without_scan_filters(&alias.input)? else {
+                return Ok(None);
+            };
+            let qualifier = alias.alias.clone();
+            let filters = filters
+                .into_iter()
+                .map(|f| {
+                    f.transform_up(|e| {
+                        Ok(match e {
+                            Expr::Column(c) => Transformed::yes(Expr::Column(
+                                datafusion::common::Column::new(Some(qualifier.clone()), c.name),
+                            )),
+                            other => Transformed::no(other),
+                        })
+                    })
+                    .map(|t| t.data)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Some((
+                LogicalPlan::SubqueryAlias(SubqueryAlias::try_new(Arc::new(inner), qualifier)?),
+                filters,
+            )))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// A window node with its functions corrected for the dialect. The

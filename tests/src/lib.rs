@@ -6,8 +6,10 @@
 //! MariaDB servers with replicas ([`harness`]). Nothing is mocked.
 
 pub mod compare;
+pub mod differential;
 pub mod flight;
 pub mod harness;
+pub mod reference;
 pub mod s3;
 pub mod tpch;
 

@@ -17,7 +17,7 @@ use crate::dialect::{
     default_arithmetic_alike, default_supports_expr, is_comparison, is_string, like_over_text,
     widening_cast, Capabilities, SqlDialect,
 };
-use crate::unparser::{mark, Marker, SpellFn, WithFunctions};
+use crate::unparser::{mark, spell_float, Marker, SpellFn, WithFunctions, FLOAT};
 
 /// MySQL and MariaDB as fragment targets, spelled by DataFusion's
 /// [`MySqlDialect`] (backtick quoting).
@@ -47,7 +47,10 @@ static AS_BYTES_UDF: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| Marker::udf(AS_
 /// DataFusion's unparser dialect with [`AS_BYTES`] spelled in.
 static UNPARSER: WithFunctions<MySqlDialect> = WithFunctions {
     inner: MySqlDialect {},
-    functions: &[(AS_BYTES, spell_as_bytes as SpellFn)],
+    functions: &[
+        (AS_BYTES, spell_as_bytes as SpellFn),
+        (FLOAT, spell_float as SpellFn),
+    ],
 };
 
 /// `CAST(CONVERT(x USING utf8mb4) AS BINARY)`.
@@ -104,6 +107,7 @@ impl SqlDialect for MySqlSqlDialect {
             limit: true,
             order_by: true,
             joins: true,
+            full_joins: false,
             aggregates: true,
             window_functions: true,
         }

@@ -16,7 +16,7 @@ use crate::dialect::{
     compares_differently, compares_strings, default_supports_expr, is_padded_char, is_string,
     like_over_text, Capabilities, SqlDialect,
 };
-use crate::unparser::SourceOnly;
+use crate::unparser::{spell_float, SourceOnly, SpellFn, WithFunctions, FLOAT};
 
 /// PostgreSQL as a fragment target, spelled by DataFusion's
 /// [`PostgreSqlDialect`] (double-quoted identifiers, `CAST(... AS DATE)`).
@@ -38,8 +38,12 @@ use crate::unparser::SourceOnly;
 #[derive(Debug, Default)]
 pub struct PostgresSqlDialect;
 
-/// DataFusion's unparser dialect (a unit struct without `Debug`).
-static UNPARSER: PostgreSqlDialect = PostgreSqlDialect {};
+/// DataFusion's unparser dialect (a unit struct without `Debug`), with
+/// float literals spelled in scientific notation.
+static UNPARSER: WithFunctions<PostgreSqlDialect> = WithFunctions {
+    inner: PostgreSqlDialect {},
+    functions: &[(FLOAT, spell_float as SpellFn)],
+};
 
 impl SqlDialect for PostgresSqlDialect {
     fn name(&self) -> &str {
@@ -86,6 +90,7 @@ impl SqlDialect for PostgresSqlDialect {
             limit: true,
             order_by: true,
             joins: true,
+            full_joins: true,
             aggregates: true,
             window_functions: true,
         }
@@ -120,8 +125,32 @@ impl SqlDialect for PostgresSqlDialect {
     fn prepare_expr(&self, expr: Expr, schema: &DFSchema) -> datafusion::error::Result<Expr> {
         expr.transform_up(|e| match e {
             Expr::Like(mut like) if is_padded_char(&like.expr, schema) => {
-                like.expr = Box::new(Expr::Cast(Cast::new(like.expr, DataType::Utf8)));
+                like.expr = as_text(like.expr);
                 Ok(Transformed::yes(Expr::Like(like)))
+            }
+            // A CASE mixing char(n) with text is char(n) in PostgreSQL,
+            // which pads the text (and Spar then reads it without its
+            // trailing spaces): its char(n) results are cast to text.
+            Expr::Case(mut case)
+                if case
+                    .when_then_expr
+                    .iter()
+                    .map(|(_, then)| then)
+                    .chain(case.else_expr.iter())
+                    .any(|e| is_padded_char(e, schema)) =>
+            {
+                for (_, then) in &mut case.when_then_expr {
+                    if is_padded_char(then, schema) {
+                        *then = as_text(std::mem::replace(then, Box::new(lit(0))));
+                    }
+                }
+                if let Some(other) = case.else_expr.take() {
+                    case.else_expr = Some(match is_padded_char(&other, schema) {
+                        true => as_text(other),
+                        false => other,
+                    });
+                }
+                Ok(Transformed::yes(Expr::Case(case)))
             }
             Expr::AggregateFunction(agg) if agg.func.name() == "avg" => decimal_avg(&agg, schema)
                 .map(|exact| match exact {
@@ -132,6 +161,11 @@ impl SqlDialect for PostgresSqlDialect {
         })
         .map(|t| t.data)
     }
+}
+
+/// A `char(n)` value as PostgreSQL's text, without its padding.
+fn as_text(e: Box<Expr>) -> Box<Expr> {
+    Box::new(Expr::Cast(Cast::new(e, DataType::Utf8)))
 }
 
 /// PostgreSQL's `div(numeric, numeric)`: the quotient truncated toward

@@ -8,6 +8,7 @@ use datafusion::scalar::ScalarValue;
 use datafusion::sql::unparser::dialect::{Dialect, SqliteDialect};
 
 use crate::dialect::{Capabilities, SqlDialect};
+use crate::unparser::{spell_float, SpellFn, WithFunctions, FLOAT};
 
 /// SQLite as a fragment target.
 ///
@@ -30,8 +31,12 @@ use crate::dialect::{Capabilities, SqlDialect};
 #[derive(Debug, Default)]
 pub struct SqliteSqlDialect;
 
-/// DataFusion's unparser dialect (a unit struct without `Debug`).
-static UNPARSER: SqliteDialect = SqliteDialect {};
+/// DataFusion's unparser dialect (a unit struct without `Debug`), with
+/// float literals spelled in scientific notation.
+static UNPARSER: WithFunctions<SqliteDialect> = WithFunctions {
+    inner: SqliteDialect {},
+    functions: &[(FLOAT, spell_float as SpellFn)],
+};
 
 impl SqlDialect for SqliteSqlDialect {
     fn name(&self) -> &str {
@@ -48,6 +53,7 @@ impl SqlDialect for SqliteSqlDialect {
             limit: true,
             order_by: true,
             joins: true,
+            full_joins: true,
             aggregates: true,
             window_functions: true,
         }

@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder,
-    Int64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt64Builder,
+    Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt64Builder,
 };
 use arrow::compute::kernels::cast_utils::parse_decimal;
 use arrow::datatypes::{DataType, Decimal128Type, TimeUnit};
@@ -93,6 +93,9 @@ pub(crate) struct ColumnReader {
 enum Builder {
     Boolean(BooleanBuilder),
     Int64(Int64Builder),
+    /// A 32-bit integer (a computed column DataFusion types so, such as
+    /// `CAST(length(s) AS INTEGER)`), range-checked.
+    Int32(Int32Builder),
     /// A non-negative integer (a window function's `row_number()`).
     UInt64(UInt64Builder),
     Float64(Float64Builder),
@@ -114,6 +117,7 @@ impl ColumnReader {
         let builder = match data_type {
             DataType::Boolean => Builder::Boolean(BooleanBuilder::with_capacity(capacity)),
             DataType::Int64 => Builder::Int64(Int64Builder::with_capacity(capacity)),
+            DataType::Int32 => Builder::Int32(Int32Builder::with_capacity(capacity)),
             DataType::UInt64 => Builder::UInt64(UInt64Builder::with_capacity(capacity)),
             DataType::Float64 => Builder::Float64(Float64Builder::with_capacity(capacity)),
             DataType::Utf8 => Builder::Utf8(StringBuilder::with_capacity(capacity, capacity * 16)),
@@ -155,6 +159,9 @@ impl ColumnReader {
                 _ => false,
             },
             Builder::Int64(b) => as_i64(value).is_some_and(|v| append(b, v)),
+            Builder::Int32(b) => as_i64(value)
+                .and_then(|v| i32::try_from(v).ok())
+                .is_some_and(|v| append(b, v)),
             Builder::UInt64(b) => as_i64(value)
                 .and_then(|v| u64::try_from(v).ok())
                 .is_some_and(|v| append(b, v)),
@@ -191,6 +198,7 @@ impl ColumnReader {
         match &mut self.builder {
             Builder::Boolean(b) => b.append_null(),
             Builder::Int64(b) => b.append_null(),
+            Builder::Int32(b) => b.append_null(),
             Builder::UInt64(b) => b.append_null(),
             Builder::Float64(b) => b.append_null(),
             Builder::Utf8(b) => b.append_null(),
@@ -206,6 +214,7 @@ impl ColumnReader {
         match &mut self.builder {
             Builder::Boolean(b) => Arc::new(b.finish()),
             Builder::Int64(b) => Arc::new(b.finish()),
+            Builder::Int32(b) => Arc::new(b.finish()),
             Builder::UInt64(b) => Arc::new(b.finish()),
             Builder::Float64(b) => Arc::new(b.finish()),
             Builder::Utf8(b) => Arc::new(b.finish()),
@@ -220,6 +229,7 @@ impl ColumnReader {
         let expected = match &self.builder {
             Builder::Boolean(_) => "Boolean (INTEGER 0 or 1)".to_string(),
             Builder::Int64(_) => "Int64".to_string(),
+            Builder::Int32(_) => "Int32".to_string(),
             Builder::UInt64(_) => "UInt64".to_string(),
             Builder::Float64(_) => "Float64".to_string(),
             Builder::Utf8(_) => "Utf8 (valid UTF-8 text)".to_string(),
