@@ -9,18 +9,22 @@
 //! For each scale factor (default: 0.1 and 1) the harness starts a
 //! PostgreSQL and a MariaDB server on loopback, loads `lineitem`, and then:
 //!
-//! - PostgreSQL baseline: `psql -c "COPY lineitem TO STDOUT (FORMAT binary)"`
-//!   into /dev/null; Spar: `PostgresConnector::execute` of
-//!   `SELECT * FROM lineitem`, every batch counted.
-//! - MariaDB baseline: `mariadb --quick -e 'SELECT * FROM lineitem'` into
-//!   /dev/null; Spar: `MySqlConnector::execute` of the same query.
+//! - PostgreSQL baseline: `COPY lineitem TO STDOUT (FORMAT binary)` read
+//!   whole through tokio-postgres, the bytes not decoded; Spar:
+//!   `PostgresConnector::execute` of `SELECT * FROM lineitem` (also a
+//!   binary COPY), decoded into Arrow, every batch counted.
+//! - MariaDB baseline: `SELECT * FROM lineitem` through mysql_async's
+//!   binary protocol, every row read and not converted; Spar:
+//!   `MySqlConnector::execute` of the same query.
 //!
-//! It prints rows/s, the ratio Spar ÷ baseline, and how far this process's
-//! resident memory rose above its level before the read while Spar read
-//! (the kernel's high-water mark, reset before each read).
+//! Both sides connect before their timers start, and the runs alternate
+//! (the best of two is kept). Spar's rows are checked: their count against
+//! the rows loaded, and `sum(l_orderkey + l_linenumber)` against the
+//! server's own. It prints rows/s, the ratio Spar ÷ baseline, and how far
+//! this process's resident memory rose above its level before the read
+//! while Spar read (the kernel's high-water mark, reset before each read).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow::csv::WriterBuilder;
@@ -114,33 +118,58 @@ fn memory(field: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn time_command(mut command: Command) -> Result<Duration, Error> {
-    let start = Instant::now();
-    let status = command.stdout(Stdio::null()).status()?;
-    if !status.success() {
-        return Err(format!("{command:?} failed: {status}").into());
-    }
-    Ok(start.elapsed())
-}
+/// Rows read, `sum(l_orderkey + l_linenumber)` over them, the time taken
+/// and the peak memory growth.
+type SparRead = (usize, i128, Duration, Option<u64>);
 
-async fn spar_read(
-    connector: &dyn Connector,
-    table: TableName,
-) -> Result<(usize, Duration, Option<u64>), Error> {
+async fn spar_read(connector: &dyn Connector, table: TableName) -> Result<SparRead, Error> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Int32Type, Int64Type};
     let schema = connector.table_schema(&table).await?;
     reset_peak();
     let before = memory("VmRSS:");
     let start = Instant::now();
     let mut stream = connector.execute("SELECT * FROM lineitem", schema).await?;
     let mut rows = 0;
+    let mut checksum = 0_i128;
     while let Some(batch) = stream.next().await {
-        rows += batch?.num_rows();
+        let batch = batch?;
+        rows += batch.num_rows();
+        let keys = batch.column(0).as_primitive_opt::<Int64Type>();
+        let lines = batch.column(3).as_primitive_opt::<Int32Type>();
+        let (Some(keys), Some(lines)) = (keys, lines) else {
+            return Err("lineitem's l_orderkey or l_linenumber has another type".into());
+        };
+        for i in 0..keys.len() {
+            checksum += i128::from(keys.value(i)) + i128::from(lines.value(i));
+        }
     }
     let elapsed = start.elapsed();
     let growth = memory("VmHWM:")
         .zip(before)
         .map(|(peak, before)| peak.saturating_sub(before));
-    Ok((rows, elapsed, growth))
+    Ok((rows, checksum, elapsed, growth))
+}
+
+/// The best of alternating runs of a baseline and of Spar.
+async fn alternate<B, S>(
+    mut baseline: impl FnMut() -> B,
+    mut spar: impl FnMut() -> S,
+) -> Result<(Duration, SparRead), Error>
+where
+    B: std::future::Future<Output = Result<Duration, Error>>,
+    S: std::future::Future<Output = Result<SparRead, Error>>,
+{
+    let mut best_baseline = Duration::MAX;
+    let mut best: Option<SparRead> = None;
+    for _ in 0..2 {
+        best_baseline = best_baseline.min(baseline().await?);
+        let run = spar().await?;
+        if best.as_ref().is_none_or(|b| run.2 < b.2) {
+            best = Some(run);
+        }
+    }
+    Ok((best_baseline, best.ok_or("no run")?))
 }
 
 async fn postgres(scale: f64, csv: &Path, expected: usize) -> Result<(), Error> {
@@ -166,28 +195,38 @@ async fn postgres(scale: f64, csv: &Path, expected: usize) -> Result<(), Error> 
     sink.finish().await?;
     server.execute("bench", "VACUUM ANALYZE lineitem").await?;
 
-    let mut psql = Command::new("psql");
-    psql.args([
-        "-X",
-        "-q",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &server.port().to_string(),
-        "-U",
-        "spar",
-        "-d",
-        "bench",
-        "-c",
-    ])
-    .arg("COPY lineitem TO STDOUT (FORMAT binary)");
-    let baseline = time_command(psql)?;
+    let expected_sum: String = client
+        .query_one(
+            "SELECT sum(l_orderkey + l_linenumber)::text FROM lineitem",
+            &[],
+        )
+        .await?
+        .get(0);
     let connector = PostgresConnector::new(&server.url("bench"))?;
-    let (rows, time, peak) = spar_read(&connector, TableName::new("public", "lineitem")).await?;
-    if rows != expected {
-        return Err(format!("postgres: read {rows} rows, loaded {expected}").into());
+    let copy = || async {
+        let start = Instant::now();
+        let stream = client
+            .copy_out("COPY lineitem TO STDOUT (FORMAT binary)")
+            .await?;
+        futures::pin_mut!(stream);
+        let mut bytes = 0;
+        while let Some(chunk) = stream.next().await {
+            bytes += chunk?.len();
+        }
+        std::hint::black_box(bytes);
+        Ok::<_, Error>(start.elapsed())
+    };
+    let (baseline, (rows, checksum, time, peak)) = alternate(copy, || {
+        spar_read(&connector, TableName::new("public", "lineitem"))
+    })
+    .await?;
+    if rows != expected || checksum.to_string() != expected_sum {
+        return Err(format!(
+            "postgres: read {rows} rows with checksum {checksum}, loaded {expected} with {expected_sum}"
+        )
+        .into());
     }
-    report(scale, "postgres: psql COPY", rows, baseline, None, None);
+    report(scale, "postgres: COPY binary", rows, baseline, None, None);
     report(
         scale,
         "postgres: spar",
@@ -211,29 +250,44 @@ async fn mariadb(scale: f64, csv: &Path, expected: usize) -> Result<(), Error> {
     ))
     .await?;
     conn.query_drop("ANALYZE TABLE lineitem").await?;
-    drop(conn);
-
-    let mut client = Command::new("mariadb");
-    client
-        .args([
-            "--quick",
-            "-h",
-            "127.0.0.1",
-            "-P",
-            &server.port().to_string(),
-            "-u",
-            "spar",
-            "bench",
-            "-e",
-        ])
-        .arg("SELECT * FROM lineitem");
-    let baseline = time_command(client)?;
+    let expected_sum: Option<String> = conn
+        .query_first("SELECT CAST(sum(l_orderkey + l_linenumber) AS CHAR) FROM lineitem")
+        .await?;
+    let expected_sum = expected_sum.unwrap_or_default();
     let connector = MySqlConnector::new(&server.url("bench"))?;
-    let (rows, time, peak) = spar_read(&connector, TableName::new("bench", "lineitem")).await?;
-    if rows != expected {
-        return Err(format!("mariadb: read {rows} rows, loaded {expected}").into());
+    let conn = tokio::sync::Mutex::new(conn);
+    let select = || async {
+        let mut conn = conn.lock().await;
+        let start = Instant::now();
+        let mut result = conn.exec_iter("SELECT * FROM lineitem", ()).await?;
+        let mut rows = 0_usize;
+        result
+            .for_each(|row| {
+                rows += 1;
+                std::hint::black_box(row);
+            })
+            .await?;
+        std::hint::black_box(rows);
+        Ok::<_, Error>(start.elapsed())
+    };
+    let (baseline, (rows, checksum, time, peak)) = alternate(select, || {
+        spar_read(&connector, TableName::new("bench", "lineitem"))
+    })
+    .await?;
+    if rows != expected || checksum.to_string() != expected_sum {
+        return Err(format!(
+            "mariadb: read {rows} rows with checksum {checksum}, loaded {expected} with {expected_sum}"
+        )
+        .into());
     }
-    report(scale, "mariadb: client --quick", rows, baseline, None, None);
+    report(
+        scale,
+        "mariadb: binary protocol",
+        rows,
+        baseline,
+        None,
+        None,
+    );
     report(
         scale,
         "mariadb: spar",

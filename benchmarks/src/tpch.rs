@@ -28,6 +28,11 @@
 //!   Spar's one fragment run directly on that source.
 //!
 //! Then the geometric means of spar ÷ single pg and off ÷ single pg.
+//!
+//! Before timing a query, its answer through Spar (pushdown on and off) is
+//! checked against the reference database's, row by row
+//! (`spar_tests::compare`); a wrong answer stops the benchmark. Every
+//! connection is made before the timers start, on both sides.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,8 +42,9 @@ use datafusion::physical_plan::{collect, ExecutionPlan};
 use mysql_async::prelude::Queryable;
 use spar_engine::{FragmentExec, Session};
 use spar_server::tpch::QUERIES;
+use spar_tests::compare::{arrow_rows, differences, postgres_rows};
 use spar_tests::harness::{MariaDbServer, PgServer};
-use spar_tests::tpch::{load_split, split_engine, Ddl};
+use spar_tests::tpch::{approximate_columns, load_split, split_engine, Ddl};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -71,6 +77,25 @@ fn fetched(plan: &Arc<dyn ExecutionPlan>, into: &mut Fetched) {
     }
     for child in plan.children() {
         fetched(child, into);
+    }
+}
+
+/// Checks, outside any timing, that Spar's answer to TPC-H query `q`
+/// through `session` is the reference database's.
+async fn check_answer(
+    session: &Session,
+    reference: &tokio_postgres::Client,
+    q: usize,
+    sql: &str,
+    variant: &str,
+) -> Result<(), Error> {
+    let expected = postgres_rows(reference, sql).await?;
+    let batches = session.sql(sql).await?.collect().await?;
+    let diff = differences(&arrow_rows(&batches), &expected, 3, approximate_columns(q));
+    if diff.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("Q{q} ({variant}) answers wrongly: {}", diff.join("; ")).into())
     }
 }
 
@@ -209,6 +234,8 @@ async fn main() -> Result<(), Error> {
         };
         postgres_run(&reference, sql).await?;
         spar_run(&off, sql).await?;
+        check_answer(&spar, &reference, i + 1, sql, "spar").await?;
+        check_answer(&off, &reference, i + 1, sql, "off").await?;
         if let (Some(d), Some(fragment)) = (direct.as_mut(), &fragment) {
             d.run(sql).await?;
             d.run(fragment).await?;

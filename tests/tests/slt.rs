@@ -2,10 +2,12 @@
 //! real sources: `pg` (a harness PostgreSQL), `my` (a harness MariaDB) and
 //! `lite` (a SQLite file), each loaded from `tests/slt/setup/`.
 //!
-//! Every query runs twice, with pushdown on and off, and must give the same
-//! rows (sorted; floats to 9 decimal places, or in scientific notation
-//! when very large or small) before its rows are compared
-//! with the file's; so each file is also a differential test. One
+//! Every query runs three times, with pushdown on, with pushdown off, and
+//! on DataFusion over the same tables read into memory
+//! (`spar_tests::reference`), and must give the same rows (sorted; floats
+//! to 9 decimal places, or in scientific notation when very large or
+//! small) before its rows are compared with the file's; so each file is
+//! also a differential test. One
 //! statement is Spar's own, for these tests:
 //! `EXPLAIN FRAGMENTS <query>` returns one row per fragment,
 //! `<source>: <SQL the source receives>`, in plan order.
@@ -27,6 +29,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
 use spar_engine::{Engine, ServerSourceConfig, Session, SourceConfig, SqliteSourceConfig};
 use spar_tests::harness::{MariaDbServer, PgServer};
+use spar_tests::reference::{MemoryReference, TableName};
 use sqllogictest::{DBOutput, DefaultColumnType};
 
 fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
@@ -37,7 +40,7 @@ fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
 enum SltError {
     #[error("{0}")]
     Spar(String),
-    #[error("pushdown changed the answer of {sql}\n  on:  {on:?}\n  off: {off:?}")]
+    #[error("the answers differ for {sql}\n  pushdown on: {on:?}\n  reference (pushdown off, or in memory): {off:?}")]
     Differs {
         sql: String,
         on: Vec<Vec<String>>,
@@ -50,6 +53,8 @@ struct SparDb {
     session: Session,
     /// Pushdown off: the reference.
     reference: Session,
+    /// DataFusion over the same tables read into memory.
+    memory: std::sync::Arc<MemoryReference>,
 }
 
 fn float_text(v: f64) -> String {
@@ -241,6 +246,20 @@ impl sqllogictest::AsyncDB for SparDb {
                 off,
             });
         }
+        // Metadata queries have nothing to compare in memory.
+        if !trimmed.to_ascii_lowercase().contains("information_schema") {
+            let mut memory = text_rows(&self.memory.sql(trimmed).await.map_err(|e| {
+                SltError::Spar(format!("the in-memory reference failed on {trimmed}: {e}"))
+            })?)?;
+            memory.sort();
+            if on != memory {
+                return Err(SltError::Differs {
+                    sql: trimmed.to_string(),
+                    on,
+                    off: memory,
+                });
+            }
+        }
         Ok(DBOutput::Rows { types, rows })
     }
 
@@ -306,6 +325,30 @@ async fn sqllogictest_files() {
         .build()
         .await);
 
+    // The in-memory reference: every table of the three sources, read
+    // whole through Spar.
+    let reader = engine.session();
+    ok(run(&reader, "SET spar.pushdown = false").await);
+    let listed = ok(run(
+        &reader,
+        "SELECT table_catalog, table_schema, table_name FROM information_schema.tables \
+         WHERE table_type = 'BASE TABLE' AND table_schema <> 'information_schema'",
+    )
+    .await);
+    let tables: Vec<TableName> = ok(text_rows(&listed))
+        .into_iter()
+        .filter_map(|row| match row.as_slice() {
+            [catalog, schema, table] => Some(TableName {
+                catalog: catalog.clone(),
+                schema: schema.clone(),
+                table: table.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    assert!(tables.len() > 10, "only {} tables listed", tables.len());
+    let memory = std::sync::Arc::new(ok(MemoryReference::copy(&reader, &tables).await));
+
     let mut files: Vec<PathBuf> = ok(std::fs::read_dir(slt_dir()))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "slt"))
@@ -320,13 +363,19 @@ async fn sqllogictest_files() {
     let mut failures = Vec::new();
     for file in &files {
         let engine = engine.clone();
+        let memory = std::sync::Arc::clone(&memory);
         let mut runner = sqllogictest::Runner::new(move || {
             let engine = engine.clone();
+            let memory = std::sync::Arc::clone(&memory);
             async move {
                 let session = engine.session();
                 let reference = engine.session();
                 run(&reference, "SET spar.pushdown = false").await?;
-                Ok::<_, SltError>(SparDb { session, reference })
+                Ok::<_, SltError>(SparDb {
+                    session,
+                    reference,
+                    memory,
+                })
             }
         });
         runner.with_normalizer(exact);

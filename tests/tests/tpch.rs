@@ -18,24 +18,12 @@ use spar_server::demo::{write_parquet, write_sqlite, CATALOG_TABLES, SALES_TABLE
 use spar_server::tpch::QUERIES;
 use spar_tests::compare::{arrow_rows, differences, postgres_rows, Rows};
 use spar_tests::harness::{MariaDbServer, PgServer};
-use spar_tests::tpch::{load_split, split_engine, Ddl};
+use spar_tests::tpch::{approximate_columns, load_split, split_engine, Ddl};
 
 const SCALE: f64 = 0.1;
 
 fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// The output columns (from 0) of TPC-H query `q` computed by AVG or
-/// division, where each engine rounds at its own precision; every other
-/// value must be equal.
-fn approximate_columns(q: usize) -> &'static [usize] {
-    match q {
-        1 => &[6, 7, 8],
-        8 => &[1],
-        14 | 17 => &[0],
-        _ => &[],
-    }
 }
 
 async fn spar_rows(session: &Session, sql: &str) -> Result<Rows, String> {
