@@ -363,12 +363,22 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
                     .all(|s| orders_alike(dialect, &s.expr, sort.input.schema()))
         }
         // Its columns are named in the SQL (a derived table's), so each
-        // name must fit the source's identifiers.
-        LogicalPlan::SubqueryAlias(alias) => alias
-            .schema
-            .fields()
-            .iter()
-            .all(|f| f.name().len() <= MAX_IDENTIFIER_BYTES),
+        // name must fit the source's identifiers. Not over a projection
+        // that reads no column (`SELECT 1.5 FROM t AS a WHERE …`, as
+        // INTERSECT of constants makes): the unparser gives the scan the
+        // outer alias but keeps the inner one in the scan's filters.
+        LogicalPlan::SubqueryAlias(alias) => {
+            let constants = matches!(
+                unfragmented(&alias.input),
+                LogicalPlan::Projection(p) if p.expr.iter().all(|e| e.column_refs().is_empty())
+            );
+            !constants
+                && alias
+                    .schema
+                    .fields()
+                    .iter()
+                    .all(|f| f.name().len() <= MAX_IDENTIFIER_BYTES)
+        }
         LogicalPlan::Join(join) => {
             let Ok(schema) = join.left.schema().join(join.right.schema()) else {
                 return false;

@@ -422,7 +422,7 @@ impl<'a> QueryGen<'a> {
         let t1 = format!("{}.t1", self.prefix);
         let t2 = format!("{}.t2", self.prefix);
         let mut sql = String::new();
-        match self.rng.below(8) {
+        match self.rng.below(11) {
             // Projection and filter.
             0 | 1 => {
                 let n = 1 + self.rng.below(3);
@@ -514,6 +514,45 @@ impl<'a> QueryGen<'a> {
                 let kind = self.any_kind();
                 let v = self.value("a", kind, 1);
                 let _ = write!(sql, "SELECT DISTINCT {v} FROM {t1} a");
+            }
+            // Aggregates with HAVING.
+            8 => {
+                let kind = *self.rng.pick(&[Kind::Int, Kind::Dec]);
+                let x = self.value("a", kind, 1);
+                let lo = self.literal(kind);
+                let _ = write!(
+                    sql,
+                    "SELECT a.k, sum({x}), count(*) FROM {t1} a GROUP BY a.k \
+                     HAVING sum({x}) > {lo} OR count(*) > 3"
+                );
+            }
+            // Set operations.
+            9 => {
+                let kind = self.any_kind();
+                let x = self.value("a", kind, 1);
+                let y = self.value("b", kind, 1);
+                let op = self
+                    .rng
+                    .pick(&["UNION ALL", "UNION", "EXCEPT", "INTERSECT"])
+                    .to_string();
+                let p = self.predicate("a", 1);
+                let _ = write!(
+                    sql,
+                    "SELECT {x} FROM {t1} a WHERE {p} {op} SELECT {y} FROM {t2} b"
+                );
+            }
+            // Scalar and NOT IN subqueries.
+            10 => {
+                let pb = self.predicate("b", 1);
+                let q = match self.rng.below(2) {
+                    0 => format!(
+                        "SELECT a.id, (SELECT max(b.n) FROM {t2} b WHERE {pb}) FROM {t1} a"
+                    ),
+                    _ => format!(
+                        "SELECT a.id FROM {t1} a WHERE a.k NOT IN (SELECT b.k FROM {t2} b WHERE {pb})"
+                    ),
+                };
+                sql.push_str(&q);
             }
             // Order and limit, by the key.
             _ => {
