@@ -196,12 +196,7 @@ pub trait SqlDialect: Debug + Send + Sync {
                 return false;
             }
         }
-        let float = match value {
-            ScalarValue::Float64(Some(f)) => Some(*f),
-            ScalarValue::Float32(Some(f)) => Some(f64::from(*f)),
-            _ => None,
-        };
-        if let Some(f) = float.filter(|f| !f.is_finite()) {
+        if let Some(f) = crate::unparser::float_value(value).filter(|f| !f.is_finite()) {
             if self.nonfinite_float_literal(f).is_none() {
                 return false;
             }

@@ -128,16 +128,24 @@ pub const FLOAT: &str = "spar_float";
 static FLOAT_UDF: std::sync::LazyLock<Arc<ScalarUDF>> =
     std::sync::LazyLock::new(|| Marker::udf(FLOAT));
 
+/// The value of a `Float64` or `Float32` scalar, as a double.
+pub(crate) fn float_value(v: &datafusion::scalar::ScalarValue) -> Option<f64> {
+    use datafusion::scalar::ScalarValue;
+    match v {
+        ScalarValue::Float64(Some(f)) => Some(*f),
+        ScalarValue::Float32(Some(f)) => Some(f64::from(*f)),
+        _ => None,
+    }
+}
+
 /// A finite float literal marked so that [`spell_float`] spells it; any
 /// other expression as it is. DataFusion's unparser writes a float as its
 /// plain decimal digits (`1e300` as 301 digits and `.0`), which a source
 /// reads as an exact decimal (MySQL cannot hold that many digits) rather
 /// than as a double.
 pub fn float_literal(e: Expr) -> Expr {
-    use datafusion::scalar::ScalarValue;
     match &e {
-        Expr::Literal(ScalarValue::Float64(Some(v)), _) if v.is_finite() => mark(&FLOAT_UDF, e),
-        Expr::Literal(ScalarValue::Float32(Some(v)), _) if v.is_finite() => mark(&FLOAT_UDF, e),
+        Expr::Literal(v, _) if float_value(v).is_some_and(f64::is_finite) => mark(&FLOAT_UDF, e),
         _ => e,
     }
 }
@@ -146,11 +154,12 @@ pub fn float_literal(e: Expr) -> Expr {
 /// a `Float32` as the double it widens to): a double in every SQL
 /// dialect, read back as the same value.
 pub fn spell_float(_: &Unparser, args: &[Expr]) -> Result<ast::Expr> {
-    use datafusion::scalar::ScalarValue;
     let value = match args {
-        [Expr::Literal(ScalarValue::Float64(Some(v)), _)] => *v,
-        [Expr::Literal(ScalarValue::Float32(Some(v)), _)] => f64::from(*v),
-        _ => return datafusion::common::internal_err!("{FLOAT} takes one float literal"),
+        [Expr::Literal(v, _)] => float_value(v),
+        _ => None,
+    };
+    let Some(value) = value else {
+        return datafusion::common::internal_err!("{FLOAT} takes one float literal");
     };
     Ok(ast::Expr::value(ast::Value::Number(
         format!("{value:e}"),

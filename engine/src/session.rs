@@ -361,8 +361,7 @@ pub fn read_literals(statement: &mut Statement) {
 fn rewrite_literal(e: &mut SqlExpr) {
     // Dates only: Arrow's timestamp parser reads no year beyond 9999 nor
     // before 1, whatever the spelling.
-    let is_time = |t: &SqlDataType| matches!(t, SqlDataType::Date);
-    match e {
+    let date_text = match e {
         SqlExpr::Value(v) => {
             if let Value::Number(text, _) = &v.value {
                 if text.contains(['e', 'E']) {
@@ -375,26 +374,23 @@ fn rewrite_literal(e: &mut SqlExpr) {
                     };
                 }
             }
+            return;
         }
-        SqlExpr::TypedString(typed) if is_time(&typed.data_type) => {
-            if let Value::SingleQuotedString(text) = &mut typed.value.value {
-                if let Some(arrow) = arrow_year(text) {
-                    *text = arrow;
-                }
-            }
+        SqlExpr::TypedString(typed) if typed.data_type == SqlDataType::Date => {
+            &mut typed.value.value
         }
         SqlExpr::Cast {
             expr, data_type, ..
-        } if is_time(data_type) => {
-            if let SqlExpr::Value(v) = expr.as_mut() {
-                if let Value::SingleQuotedString(text) = &mut v.value {
-                    if let Some(arrow) = arrow_year(text) {
-                        *text = arrow;
-                    }
-                }
-            }
+        } if *data_type == SqlDataType::Date => match expr.as_mut() {
+            SqlExpr::Value(v) => &mut v.value,
+            _ => return,
+        },
+        _ => return,
+    };
+    if let Value::SingleQuotedString(text) = date_text {
+        if let Some(arrow) = arrow_year(text) {
+            *text = arrow;
         }
-        _ => {}
     }
 }
 

@@ -332,7 +332,7 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
     // functions are (`row_number() PARTITION BY …`): too long for the
     // source's identifiers, which would cut them and could make two alike.
     if !matches!(node, LogicalPlan::Projection(_) | LogicalPlan::Window(_))
-        && node.inputs().into_iter().any(long_window_names)
+        && node.inputs().into_iter().any(long_derived_names)
     {
         return false;
     }
@@ -454,7 +454,7 @@ fn unfragmented(plan: &LogicalPlan) -> &LogicalPlan {
 /// identifier may be: a node above that reads it from a derived table
 /// (an aggregate, a join) would name a column the source cut short or
 /// left unnamed.
-fn long_window_names(plan: &LogicalPlan) -> bool {
+fn long_derived_names(plan: &LogicalPlan) -> bool {
     let long = |name: &str| name.len() > MAX_IDENTIFIER_BYTES;
     match unfragmented(plan) {
         LogicalPlan::Window(w) => w.schema.fields().iter().any(|f| long(f.name())),

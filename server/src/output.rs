@@ -157,7 +157,7 @@ pub fn postgres_years(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
         let formatter = ArrayFormatter::try_new(column.as_ref(), &options)?;
         let text: StringArray = (0..column.len())
             .map(|row| {
-                (!column.is_null(row)).then(|| postgres_year(&formatter.value(row).to_string()))
+                (!column.is_null(row)).then(|| postgres_year(formatter.value(row).to_string()))
             })
             .collect();
         fields.push(Arc::new(
@@ -171,7 +171,7 @@ pub fn postgres_years(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
 
 /// One date or timestamp as Arrow writes it, with its year as PostgreSQL
 /// writes it (see [`postgres_years`]).
-fn postgres_year(text: &str) -> String {
+fn postgres_year(text: String) -> String {
     if let Some(rest) = text.strip_prefix('+') {
         return rest.to_string();
     }
@@ -180,13 +180,13 @@ fn postgres_year(text: &str) -> String {
         return format!("0001-{rest} BC");
     }
     let Some(rest) = text.strip_prefix('-') else {
-        return text.to_string();
+        return text;
     };
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     match rest[..digits].parse::<i64>() {
         // Astronomical year -y is year y + 1 BC.
         Ok(year) => format!("{:04}{} BC", year + 1, &rest[digits..]),
-        Err(_) => text.to_string(),
+        Err(_) => text,
     }
 }
 

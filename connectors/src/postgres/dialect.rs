@@ -30,8 +30,8 @@ use crate::unparser::{spell_float, SourceOnly, SpellFn, WithFunctions, FLOAT};
 /// are deterministic).
 ///
 /// `AVG` is pushed over integers (PostgreSQL's `numeric` result is read
-/// as the nearest `Float64`, DataFusion's type) and over decimals, spelled so that PostgreSQL computes
-/// DataFusion's answer exactly: DataFusion's mean of `decimal(p, s)` is
+/// as the nearest `Float64`, DataFusion's type) and over decimals, spelled
+/// so that PostgreSQL computes DataFusion's answer exactly: DataFusion's mean of `decimal(p, s)` is
 /// the quotient truncated toward zero at scale `t = min(s + 4, 38)`, which
 /// is `div(sum(x) * 10^t, count(x)) * 10^-t` (`div` is numeric's exact
 /// truncating division; PostgreSQL's own `avg` rounds at another scale).
@@ -124,33 +124,19 @@ impl SqlDialect for PostgresSqlDialect {
     /// '%b'` is false there, but Spar reads the value as `ab`).
     fn prepare_expr(&self, expr: Expr, schema: &DFSchema) -> datafusion::error::Result<Expr> {
         expr.transform_up(|e| match e {
-            Expr::Like(mut like) if is_padded_char(&like.expr, schema) => {
-                like.expr = as_text(like.expr);
-                Ok(Transformed::yes(Expr::Like(like)))
+            Expr::Like(mut like) => {
+                let cast = as_text(&mut like.expr, schema);
+                Ok(Transformed::new_transformed(Expr::Like(like), cast))
             }
             // A CASE mixing char(n) with text is char(n) in PostgreSQL,
             // which pads the text (and Spar then reads it without its
             // trailing spaces): its char(n) results are cast to text.
-            Expr::Case(mut case)
-                if case
-                    .when_then_expr
-                    .iter()
-                    .map(|(_, then)| then)
-                    .chain(case.else_expr.iter())
-                    .any(|e| is_padded_char(e, schema)) =>
-            {
-                for (_, then) in &mut case.when_then_expr {
-                    if is_padded_char(then, schema) {
-                        *then = as_text(std::mem::replace(then, Box::new(lit(0))));
-                    }
-                }
-                if let Some(other) = case.else_expr.take() {
-                    case.else_expr = Some(match is_padded_char(&other, schema) {
-                        true => as_text(other),
-                        false => other,
-                    });
-                }
-                Ok(Transformed::yes(Expr::Case(case)))
+            Expr::Case(mut case) => {
+                let results = case.when_then_expr.iter_mut().map(|(_, then)| then);
+                let cast = results
+                    .chain(case.else_expr.iter_mut())
+                    .fold(false, |cast, e| as_text(e, schema) | cast);
+                Ok(Transformed::new_transformed(Expr::Case(case), cast))
             }
             Expr::AggregateFunction(agg) if agg.func.name() == "avg" => decimal_avg(&agg, schema)
                 .map(|exact| match exact {
@@ -163,9 +149,15 @@ impl SqlDialect for PostgresSqlDialect {
     }
 }
 
-/// A `char(n)` value as PostgreSQL's text, without its padding.
-fn as_text(e: Box<Expr>) -> Box<Expr> {
-    Box::new(Expr::Cast(Cast::new(e, DataType::Utf8)))
+/// Casts `e` to text if it is a `char(n)` value (PostgreSQL's text is
+/// the value without its padding); whether it did.
+fn as_text(e: &mut Box<Expr>, schema: &DFSchema) -> bool {
+    if !is_padded_char(e, schema) {
+        return false;
+    }
+    let value = std::mem::replace(e.as_mut(), lit(ScalarValue::Null));
+    **e = Expr::Cast(Cast::new(Box::new(value), DataType::Utf8));
+    true
 }
 
 /// PostgreSQL's `div(numeric, numeric)`: the quotient truncated toward
