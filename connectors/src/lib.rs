@@ -54,6 +54,14 @@ pub mod tls;
 /// refused by the config and clamped by the connectors' builders.
 pub const MAX_BATCH_SIZE: usize = 1 << 20;
 
+/// How long a connector waits to open a connection (TCP, TLS and the
+/// server's start-up) unless told otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The longest connect timeout: what "wait indefinitely" (a URL's
+/// `connect_timeout=0`) means here.
+pub const MAX_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 pub use connector::{Connector, ReplicaRole, ReplicaStatus};
 pub use dialect::{prepare, Capabilities, SqlDialect};
 pub use error::{ConnectorError, Result};

@@ -7,6 +7,7 @@
 //! each `source.schema` of the search path.
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::catalog::{
@@ -18,12 +19,12 @@ use spar_connectors::file::FileSource;
 use spar_connectors::mysql::MySqlConnector;
 use spar_connectors::postgres::PostgresConnector;
 use spar_connectors::sqlite::SqliteConnector;
-use spar_connectors::{Connector, TableName};
+use spar_connectors::{Connector, ConnectorError, TableName};
 use spar_planner::SourceTable;
 
 use crate::config::{SchemaPath, SourceConfig};
 use crate::error::{EngineError, Result};
-use crate::replica::ReplicaSet;
+use crate::replica::{ReplicaSet, ReplicaSettings};
 
 /// The hidden catalog that holds the search-path schema.
 pub const DEFAULT_CATALOG: &str = "spar";
@@ -42,18 +43,57 @@ pub struct SourceInfo {
     /// The replica set fragments run on (`None` for file sources, which
     /// DataFusion reads directly).
     pub replica_set: Option<ReplicaSet>,
+    /// Whether its catalog has been read. A source none of whose replicas
+    /// answered at start-up has an empty catalog until one does.
+    pub discovered: bool,
+    /// Why its catalog could not be read, one message per replica (empty
+    /// once discovered).
+    pub errors: Vec<String>,
 }
 
-/// Builds the catalog of one source: connects, discovers every schema and
-/// table, and reads their statistics and indexes.
-pub(crate) async fn build_source(
-    name: &str,
-    config: &SourceConfig,
-    session: &dyn Session,
-) -> Result<(Arc<dyn CatalogProvider>, SourceInfo)> {
+/// A source as configured: its replica set (for SQL sources) built, no
+/// connection made yet.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) info: SourceInfo,
+    files: Option<FileSource>,
+}
+
+impl Prepared {
+    /// How soon to try reading the catalog again after a failure.
+    pub(crate) fn retry_interval(&self) -> Duration {
+        self.info
+            .replica_set
+            .as_ref()
+            .map_or(Duration::from_secs(5), |r| {
+                r.settings().health_check_interval
+            })
+    }
+}
+
+/// Builds a source's connectors and replica set; fails only on settings
+/// that no retry can fix (a malformed URL, unreadable TLS files).
+pub(crate) fn prepare_source(name: &str, config: &SourceConfig) -> Result<Prepared> {
     let wrap = |error| EngineError::Connector {
         source_name: name.to_string(),
         error,
+    };
+    let set = |connectors: Vec<Arc<dyn Connector>>, policy, settings: &ReplicaSettings| {
+        let replicas = ReplicaSet::with_settings(name, connectors, policy, settings.clone());
+        Prepared {
+            info: SourceInfo {
+                name: name.to_string(),
+                kind: config.kind(),
+                replicas: replicas
+                    .connectors()
+                    .map(|c| c.target().to_string())
+                    .collect(),
+                replica_set: Some(replicas),
+                discovered: false,
+                errors: Vec::new(),
+            },
+            files: None,
+        }
     };
     match config {
         SourceConfig::Sqlite(c) => {
@@ -65,125 +105,160 @@ pub(crate) async fn build_source(
                         as Arc<dyn Connector>
                 })
                 .collect();
-            sql_source(name, config.kind(), connectors, c.policy).await
+            Ok(set(connectors, c.policy, &c.settings))
         }
         SourceConfig::Postgres(c) => {
             let connectors = c
                 .replicas
                 .iter()
                 .map(|url| {
-                    PostgresConnector::new(url)
+                    PostgresConnector::with_connect_timeout(url, c.settings.connect_timeout)
                         .map(|p| Arc::new(p.with_batch_size(c.batch_size)) as Arc<dyn Connector>)
                 })
                 .collect::<spar_connectors::Result<Vec<_>>>()
                 .map_err(wrap)?;
-            sql_source(name, config.kind(), connectors, c.policy).await
+            Ok(set(connectors, c.policy, &c.settings))
         }
         SourceConfig::MySql(c) => {
             let connectors = c
                 .replicas
                 .iter()
                 .map(|url| {
-                    MySqlConnector::new(url)
+                    MySqlConnector::with_connect_timeout(url, c.settings.connect_timeout)
                         .map(|m| Arc::new(m.with_batch_size(c.batch_size)) as Arc<dyn Connector>)
                 })
                 .collect::<spar_connectors::Result<Vec<_>>>()
                 .map_err(wrap)?;
-            sql_source(name, config.kind(), connectors, c.policy).await
+            Ok(set(connectors, c.policy, &c.settings))
         }
         SourceConfig::Files(c) => {
-            let source = FileSource::new(&c.location, c.format, c.s3.clone()).map_err(|error| {
-                EngineError::Connector {
-                    source_name: name.to_string(),
-                    error,
-                }
-            })?;
-            let tables =
-                source
-                    .discover(session)
-                    .await
-                    .map_err(|error| EngineError::Connector {
-                        source_name: name.to_string(),
-                        error,
-                    })?;
-            let schema = MemorySchemaProvider::new();
-            for table in tables {
-                schema.register_table(table.name, table.provider)?;
-            }
-            let catalog = MemoryCatalogProvider::new();
-            catalog.register_schema("main", Arc::new(schema))?;
-            let info = SourceInfo {
-                name: name.to_string(),
-                kind: config.kind(),
-                replicas: vec![source.target()],
-                replica_set: None,
-            };
-            Ok((Arc::new(catalog), info))
+            let source = FileSource::new(&c.location, c.format, c.s3.clone()).map_err(wrap)?;
+            Ok(Prepared {
+                info: SourceInfo {
+                    name: name.to_string(),
+                    kind: config.kind(),
+                    replicas: vec![source.target()],
+                    replica_set: None,
+                    discovered: false,
+                    errors: Vec::new(),
+                },
+                files: Some(source),
+            })
         }
     }
 }
 
-/// A SQL source (SQLite, PostgreSQL) over its replicas' connectors.
-async fn sql_source(
-    name: &str,
-    kind: &'static str,
-    connectors: Vec<Arc<dyn Connector>>,
-    policy: crate::replica::Policy,
-) -> Result<(Arc<dyn CatalogProvider>, SourceInfo)> {
-    let replicas = ReplicaSet::new(name, connectors, policy);
-    let info = SourceInfo {
-        name: name.to_string(),
-        kind,
-        replicas: replicas
-            .connectors()
-            .map(|c| c.target().to_string())
-            .collect(),
-        replica_set: Some(replicas.clone()),
+/// Reads a prepared source's catalog: every schema and table, with
+/// statistics and indexes. On failure, one message per replica.
+pub(crate) async fn discover(
+    prepared: &Prepared,
+    session: &dyn Session,
+) -> std::result::Result<Arc<dyn CatalogProvider>, Vec<String>> {
+    let name = &prepared.info.name;
+    if let Some(files) = &prepared.files {
+        let tables = files
+            .discover(session)
+            .await
+            .map_err(|e| vec![e.to_string()])?;
+        let schema = MemorySchemaProvider::new();
+        for table in tables {
+            schema
+                .register_table(table.name, table.provider)
+                .map_err(|e| vec![e.to_string()])?;
+        }
+        let catalog = MemoryCatalogProvider::new();
+        catalog
+            .register_schema("main", Arc::new(schema))
+            .map_err(|e| vec![e.to_string()])?;
+        return Ok(Arc::new(catalog));
+    }
+    let Some(replicas) = &prepared.info.replica_set else {
+        return Err(vec![format!("source `{name}` has no replicas")]);
     };
-    let catalog = sql_source_catalog(name, &replicas).await?;
-    Ok((catalog, info))
-}
-
-/// The catalog of a SQL source, discovered through the first replica that
-/// answers its health check.
-async fn sql_source_catalog(name: &str, replicas: &ReplicaSet) -> Result<Arc<dyn CatalogProvider>> {
     let mut errors = Vec::new();
-    let mut reachable = None;
     for connector in replicas.connectors() {
-        match connector.health_check().await {
-            Ok(()) => {
-                reachable = Some(Arc::clone(connector));
-                break;
+        match sql_source_catalog(name, connector, replicas).await {
+            Ok(catalog) => {
+                replicas.record_success(connector.target());
+                return Ok(catalog);
             }
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => {
+                tracing::warn!(source = %name, replica = %connector.target(), error = %e, "cannot read the source's catalog here");
+                errors.push(e.to_string());
+            }
         }
     }
-    let Some(connector) = reachable else {
-        return Err(EngineError::SourceUnavailable {
-            source_name: name.to_string(),
-            errors,
-        });
-    };
-    let wrap = |error| EngineError::Connector {
-        source_name: name.to_string(),
-        error,
-    };
+    Err(errors)
+}
+
+/// The catalog of a SQL source, read through one replica. Every call is
+/// bounded: the health check by the connect timeout, each metadata query
+/// by the stall timeout, so that a replica that hangs is left for the
+/// next.
+async fn sql_source_catalog(
+    name: &str,
+    connector: &Arc<dyn Connector>,
+    replicas: &ReplicaSet,
+) -> std::result::Result<Arc<dyn CatalogProvider>, ConnectorError> {
+    let settings = replicas.settings();
+    let target = connector.target();
+    within(
+        settings.connect_timeout,
+        target,
+        "the health check",
+        connector.health_check(),
+    )
+    .await?;
+    let step = settings.stall_timeout;
     let dialect = connector.dialect();
     let catalog = MemoryCatalogProvider::new();
-    for schema_name in connector.list_schemas().await.map_err(wrap)? {
+    for schema_name in within(step, target, "listing schemas", connector.list_schemas()).await? {
         let schema = MemorySchemaProvider::new();
-        for (table, kind) in connector.list_tables(&schema_name).await.map_err(wrap)? {
-            let meta = connector
-                .describe_table(&TableName::new(&schema_name, &table), kind)
-                .await
-                .map_err(wrap)?;
+        let tables = within(
+            step,
+            target,
+            "listing tables",
+            connector.list_tables(&schema_name),
+        )
+        .await?;
+        for (table, kind) in tables {
+            let name_ref = TableName::new(&schema_name, &table);
+            let meta = within(
+                step,
+                target,
+                "describing a table",
+                connector.describe_table(&name_ref, kind),
+            )
+            .await?;
             let runner = Arc::new(replicas.clone());
             let provider = SourceTable::new(name, meta, Arc::clone(&dialect), runner);
-            schema.register_table(table, Arc::new(provider))?;
+            schema
+                .register_table(table, Arc::new(provider))
+                .map_err(ConnectorError::DataFusion)?;
         }
-        catalog.register_schema(&schema_name, Arc::new(schema))?;
+        catalog
+            .register_schema(&schema_name, Arc::new(schema))
+            .map_err(ConnectorError::DataFusion)?;
     }
     Ok(Arc::new(catalog))
+}
+
+/// `call` within `limit`, or a retryable timeout naming the replica.
+async fn within<T>(
+    limit: Duration,
+    target: &str,
+    what: &str,
+    call: impl std::future::Future<Output = spar_connectors::Result<T>>,
+) -> spar_connectors::Result<T> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(ConnectorError::Transient {
+            target: target.to_string(),
+            message: format!(
+                "{what} got no answer within {}",
+                humantime::format_duration(limit)
+            ),
+        })
+    })
 }
 
 /// The catalog behind unqualified names.

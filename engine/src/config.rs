@@ -29,7 +29,7 @@ use serde::Deserialize;
 use spar_connectors::file::{FileFormatKind, S3Options};
 
 use crate::error::{EngineError, Result};
-use crate::replica::Policy;
+use crate::replica::{Policy, ReplicaSettings};
 
 /// The source kinds this version can read, as config values.
 const KINDS: &str = "\"sqlite\", \"postgres\", \"mysql\", \"files\"";
@@ -244,6 +244,8 @@ pub struct ServerSourceConfig {
     pub policy: Policy,
     /// Rows per record batch.
     pub batch_size: usize,
+    /// Deadlines, health checks, circuit breaker, staleness, resume.
+    pub settings: ReplicaSettings,
 }
 
 impl ServerSourceConfig {
@@ -253,7 +255,20 @@ impl ServerSourceConfig {
             replicas: replicas.into_iter().map(Into::into).collect(),
             policy: Policy::PrimaryFirst,
             batch_size: spar_connectors::postgres::DEFAULT_BATCH_SIZE,
+            settings: ReplicaSettings::default(),
         }
+    }
+
+    /// Sets the replica policy.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the deadlines, health checks and resume settings.
+    pub fn with_settings(mut self, settings: ReplicaSettings) -> Self {
+        self.settings = settings;
+        self
     }
 }
 
@@ -266,6 +281,7 @@ impl std::fmt::Debug for ServerSourceConfig {
             )
             .field("policy", &self.policy)
             .field("batch_size", &self.batch_size)
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -279,6 +295,8 @@ pub struct SqliteSourceConfig {
     pub policy: Policy,
     /// Rows per record batch read from SQLite.
     pub batch_size: usize,
+    /// Deadlines, health checks, circuit breaker, resume.
+    pub settings: ReplicaSettings,
 }
 
 impl SqliteSourceConfig {
@@ -288,7 +306,14 @@ impl SqliteSourceConfig {
             replicas: replicas.into_iter().map(Into::into).collect(),
             policy: Policy::PrimaryFirst,
             batch_size: spar_connectors::sqlite::DEFAULT_BATCH_SIZE,
+            settings: ReplicaSettings::default(),
         }
+    }
+
+    /// Sets the deadlines, health checks and resume settings.
+    pub fn with_settings(mut self, settings: ReplicaSettings) -> Self {
+        self.settings = settings;
+        self
     }
 
     /// Sets the replica policy.
@@ -392,7 +417,15 @@ struct RawSource {
     location: Option<String>,
     format: Option<String>,
     s3: Option<RawS3>,
-    max_staleness: Option<toml::Value>,
+    max_staleness: Option<String>,
+    connect_timeout: Option<String>,
+    first_batch_timeout: Option<String>,
+    stall_timeout: Option<String>,
+    retry_deadline: Option<String>,
+    health_check_interval: Option<String>,
+    circuit_failures: Option<i64>,
+    circuit_backoff: Option<String>,
+    resume_buffer: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -782,13 +815,6 @@ impl Validator<'_> {
 
     fn source(&self, name: &str, raw: RawSource, base: &Path) -> Result<SourceConfig> {
         let key = |k: &str| format!("sources.{name}.{k}");
-        if raw.max_staleness.is_some() {
-            return Err(self.err(
-                key("max_staleness"),
-                "not available in this version of Spar (replica lag is not checked yet); remove it"
-                    .into(),
-            ));
-        }
         let Some(kind) = raw.kind.as_deref() else {
             return Err(self.err(
                 key("kind"),
@@ -810,7 +836,7 @@ impl Validator<'_> {
                 forbid("location", raw.location.is_some())?;
                 forbid("format", raw.format.is_some())?;
                 forbid("s3", raw.s3.is_some())?;
-                let Some(replicas) = raw.replicas else {
+                let Some(replicas) = raw.replicas.clone() else {
                     return Err(self.err(key("replicas"), "missing; expected a list of database file paths".into()));
                 };
                 let replicas = replicas
@@ -823,12 +849,16 @@ impl Validator<'_> {
                     Some(p) => p.parse().map_err(|m| self.err(key("policy"), m))?,
                 };
                 let batch_size = self.batch_size(&key("batch_size"), raw.batch_size, spar_connectors::sqlite::DEFAULT_BATCH_SIZE)?;
-                Ok(SourceConfig::Sqlite(SqliteSourceConfig { replicas, policy, batch_size }))
+                let settings = self.replica_settings(name, &raw)?;
+                Ok(SourceConfig::Sqlite(SqliteSourceConfig { replicas, policy, batch_size, settings }))
             }
             "files" => {
                 forbid("replicas", raw.replicas.is_some())?;
                 forbid("policy", raw.policy.is_some())?;
                 forbid("batch_size", raw.batch_size.is_some())?;
+                for (field, present) in raw.replica_keys() {
+                    forbid(field, present)?;
+                }
                 let Some(location) = raw.location else {
                     return Err(self.err(key("location"), "missing; expected a directory, a file or s3://bucket/prefix/".into()));
                 };
@@ -868,7 +898,7 @@ impl Validator<'_> {
                 forbid("location", raw.location.is_some())?;
                 forbid("format", raw.format.is_some())?;
                 forbid("s3", raw.s3.is_some())?;
-                let Some(replicas) = raw.replicas else {
+                let Some(replicas) = raw.replicas.clone() else {
                     return Err(self.err(key("replicas"), format!("missing; expected a list of {kind}:// URLs")));
                 };
                 let replicas = replicas
@@ -881,7 +911,8 @@ impl Validator<'_> {
                     Some(p) => p.parse().map_err(|m| self.err(key("policy"), m))?,
                 };
                 let batch_size = self.batch_size(&key("batch_size"), raw.batch_size, spar_connectors::postgres::DEFAULT_BATCH_SIZE)?;
-                let server = ServerSourceConfig { replicas, policy, batch_size };
+                let settings = self.replica_settings(name, &raw)?;
+                let server = ServerSourceConfig { replicas, policy, batch_size, settings };
                 Ok(if kind == "mysql" { SourceConfig::MySql(server) } else { SourceConfig::Postgres(server) })
             }
             "flightsql" => Err(self.err(
@@ -890,6 +921,75 @@ impl Validator<'_> {
             )),
             other => Err(self.err(key("kind"), format!("expected one of {KINDS}; found \"{other}\""))),
         }
+    }
+}
+
+impl RawSource {
+    /// The replica-set keys and whether each is present.
+    fn replica_keys(&self) -> [(&'static str, bool); 9] {
+        [
+            ("max_staleness", self.max_staleness.is_some()),
+            ("connect_timeout", self.connect_timeout.is_some()),
+            ("first_batch_timeout", self.first_batch_timeout.is_some()),
+            ("stall_timeout", self.stall_timeout.is_some()),
+            ("retry_deadline", self.retry_deadline.is_some()),
+            (
+                "health_check_interval",
+                self.health_check_interval.is_some(),
+            ),
+            ("circuit_failures", self.circuit_failures.is_some()),
+            ("circuit_backoff", self.circuit_backoff.is_some()),
+            ("resume_buffer", self.resume_buffer.is_some()),
+        ]
+    }
+}
+
+impl Validator<'_> {
+    /// A source's deadlines, health checks, circuit breaker, staleness
+    /// and resume buffer; defaults where absent.
+    fn replica_settings(&self, name: &str, raw: &RawSource) -> Result<ReplicaSettings> {
+        let key = |k: &str| format!("sources.{name}.{k}");
+        let d = ReplicaSettings::default();
+        let duration = |k: &str, v: &Option<String>, default: std::time::Duration| match v {
+            None => Ok(default),
+            Some(v) => self.duration(&key(k), v),
+        };
+        let circuit_failures = match raw.circuit_failures {
+            None => d.circuit_failures,
+            Some(n) if (1..=1000).contains(&n) => u32::try_from(n).unwrap_or(d.circuit_failures),
+            Some(n) => {
+                return Err(self.err(
+                    key("circuit_failures"),
+                    format!("expected a number of consecutive failures from 1 to 1000, found {n}"),
+                ))
+            }
+        };
+        Ok(ReplicaSettings {
+            connect_timeout: duration("connect_timeout", &raw.connect_timeout, d.connect_timeout)?,
+            first_batch_timeout: duration(
+                "first_batch_timeout",
+                &raw.first_batch_timeout,
+                d.first_batch_timeout,
+            )?,
+            stall_timeout: duration("stall_timeout", &raw.stall_timeout, d.stall_timeout)?,
+            retry_deadline: duration("retry_deadline", &raw.retry_deadline, d.retry_deadline)?,
+            health_check_interval: duration(
+                "health_check_interval",
+                &raw.health_check_interval,
+                d.health_check_interval,
+            )?,
+            circuit_failures,
+            circuit_backoff: duration("circuit_backoff", &raw.circuit_backoff, d.circuit_backoff)?,
+            max_staleness: raw
+                .max_staleness
+                .as_ref()
+                .map(|v| self.duration(&key("max_staleness"), v))
+                .transpose()?,
+            resume_buffer: match &raw.resume_buffer {
+                None => d.resume_buffer,
+                Some(v) => self.bytes(&key("resume_buffer"), v)?,
+            },
+        })
     }
 }
 

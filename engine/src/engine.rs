@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -12,7 +13,8 @@ use spar_planner::SparQueryPlanner;
 
 use crate::access::{Access, GrantedCatalogs};
 use crate::catalog::{
-    build_source, SearchPathCatalog, SourceInfo, DEFAULT_CATALOG, SEARCH_PATH_SCHEMA,
+    discover, prepare_source, Prepared, SearchPathCatalog, SourceInfo, DEFAULT_CATALOG,
+    SEARCH_PATH_SCHEMA,
 };
 use crate::config::{Config, SchemaPath, SourceConfig};
 use crate::error::{EngineError, Result};
@@ -38,8 +40,12 @@ struct Inner {
     catalogs: Arc<MemoryCatalogProviderList>,
     runtime: Arc<RuntimeEnv>,
     search_path: Vec<SchemaPath>,
-    /// Registered sources by name; written only by `register_source`.
+    /// Registered sources by name.
     sources: RwLock<BTreeMap<String, SourceInfo>>,
+    /// Sources whose catalog is still to be read (no replica answered).
+    pending: Mutex<BTreeMap<String, Arc<Prepared>>>,
+    /// One catalog discovery at a time.
+    discovery: tokio::sync::Mutex<()>,
 }
 
 /// What a session may read and how much memory its queries may hold.
@@ -138,27 +144,151 @@ impl Engine {
                 runtime: Arc::new(RuntimeEnv::default()),
                 search_path: config.search_path,
                 sources: RwLock::new(BTreeMap::new()),
+                pending: Mutex::new(BTreeMap::new()),
+                discovery: tokio::sync::Mutex::new(()),
             }),
         };
         for (name, source) in &config.sources {
-            engine.register_source(name, source).await?;
+            engine.add_source(name, source).await?;
         }
         Ok(engine)
     }
 
     /// Connects to a source, reads its metadata and makes it queryable as
-    /// catalog `name`. Replaces a source of the same name.
+    /// catalog `name`. Replaces a source of the same name. Fails when no
+    /// replica answers (see [`Self::add_source`] for a source that may be
+    /// down).
     pub async fn register_source(&self, name: &str, source: &SourceConfig) -> Result<()> {
-        let state = self.session_state();
-        let (catalog, info) = build_source(name, source, &state).await?;
+        self.add_source(name, source).await?;
+        let errors = self.pending_errors(name);
+        match errors {
+            None => Ok(()),
+            Some(errors) => Err(EngineError::SourceUnavailable {
+                source_name: name.to_string(),
+                errors,
+            }),
+        }
+    }
+
+    /// Registers a source as catalog `name` (replacing one of the same
+    /// name) and reads its catalog. When no replica answers, the source is
+    /// registered without tables and its catalog is read in the background
+    /// (and on first use) until a replica answers; queries that do not
+    /// touch it run meanwhile. Fails only on settings no retry can fix (a
+    /// malformed URL, unreadable TLS files).
+    pub async fn add_source(&self, name: &str, source: &SourceConfig) -> Result<()> {
+        let prepared = Arc::new(prepare_source(name, source)?);
+        if let Some(set) = &prepared.info.replica_set {
+            set.start_health_checks();
+        }
         self.inner
             .catalogs
-            .register_catalog(name.to_string(), catalog);
+            .register_catalog(name.to_string(), Arc::new(MemoryCatalogProvider::new()));
         if let Ok(mut sources) = self.inner.sources.write() {
-            sources.insert(name.to_string(), info);
+            sources.insert(name.to_string(), prepared.info.clone());
         }
-        tracing::info!(source = name, kind = source.kind(), "source registered");
+        if let Ok(mut pending) = self.inner.pending.lock() {
+            pending.insert(name.to_string(), Arc::clone(&prepared));
+        }
+        if self.discover(name).await.is_ok() {
+            tracing::info!(source = name, kind = source.kind(), "source registered");
+        } else {
+            tracing::warn!(
+                source = name,
+                kind = source.kind(),
+                "source registered, but no replica answered: its tables appear when one does"
+            );
+            self.keep_discovering(name.to_string(), prepared.retry_interval());
+        }
         Ok(())
+    }
+
+    /// Reads the catalog of `name` if it is still to be read. Fails with
+    /// the source's replicas and their errors when none answers.
+    pub async fn discover(&self, name: &str) -> Result<()> {
+        if self.pending_errors(name).is_none() {
+            return Ok(());
+        }
+        let _one = self.inner.discovery.lock().await;
+        let Some(prepared) = self
+            .inner
+            .pending
+            .lock()
+            .ok()
+            .and_then(|p| p.get(name).cloned())
+        else {
+            return Ok(());
+        };
+        let state = self.session_state();
+        match discover(&prepared, &state).await {
+            Ok(catalog) => {
+                self.inner
+                    .catalogs
+                    .register_catalog(name.to_string(), catalog);
+                if let Ok(mut sources) = self.inner.sources.write() {
+                    if let Some(info) = sources.get_mut(name) {
+                        info.discovered = true;
+                        info.errors.clear();
+                    }
+                }
+                if let Ok(mut pending) = self.inner.pending.lock() {
+                    pending.remove(name);
+                }
+                Ok(())
+            }
+            Err(errors) => {
+                if let Ok(mut sources) = self.inner.sources.write() {
+                    if let Some(info) = sources.get_mut(name) {
+                        info.errors.clone_from(&errors);
+                    }
+                }
+                Err(EngineError::SourceUnavailable {
+                    source_name: name.to_string(),
+                    errors,
+                })
+            }
+        }
+    }
+
+    /// The errors of a source whose catalog is still to be read; `None`
+    /// once read (or for an unknown name).
+    pub fn pending_errors(&self, name: &str) -> Option<Vec<String>> {
+        let pending = self
+            .inner
+            .pending
+            .lock()
+            .map(|p| p.contains_key(name))
+            .unwrap_or(false);
+        if !pending {
+            return None;
+        }
+        self.inner
+            .sources
+            .read()
+            .ok()
+            .and_then(|s| s.get(name).map(|i| i.errors.clone()))
+    }
+
+    /// Retries discovery of `name` in the background, with a back-off that
+    /// doubles from `first` up to a minute, until it succeeds or the
+    /// engine is dropped.
+    fn keep_discovering(&self, name: String, first: Duration) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut pause = first;
+            loop {
+                tokio::time::sleep(pause).await;
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                let engine = Engine { inner };
+                if engine.pending_errors(&name).is_none() || engine.discover(&name).await.is_ok() {
+                    tracing::info!(source = %name, "source's catalog read");
+                    return;
+                }
+                pause = (pause * 2).min(Duration::from_secs(60));
+            }
+        });
     }
 
     /// The registered sources, by name.

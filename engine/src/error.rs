@@ -32,13 +32,31 @@ pub enum EngineError {
         message: String,
     },
 
-    /// No replica of a source could be reached at start-up.
+    /// No replica of a source could serve (at start-up, or for a
+    /// fragment within its retry deadline).
     #[error("source `{source_name}` is unavailable: {}", errors.join("; "))]
     SourceUnavailable {
         /// The source.
         source_name: String,
         /// One message per replica, each naming it.
         errors: Vec<String>,
+    },
+
+    /// A fragment's replica failed after rows were delivered, and the
+    /// fragment cannot continue elsewhere without losing or repeating
+    /// rows: the query fails rather than answer partly.
+    #[error("source `{source_name}`: replica {replica} failed after the fragment had delivered rows, and it cannot be resumed: {why}. The replica's error: {error}. Fragment: {sql}")]
+    NotResumable {
+        /// The source.
+        source_name: String,
+        /// The replica that failed (redacted).
+        replica: String,
+        /// The fragment's SQL.
+        sql: String,
+        /// Why it cannot be resumed.
+        why: String,
+        /// The replica's error.
+        error: String,
     },
 
     /// A connector call failed.

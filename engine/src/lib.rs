@@ -11,7 +11,8 @@
 //!   table names checked against the catalog and the search path.
 //! - [`access`]: [`Access`] and [`Grant`]: which tables a session may read.
 //! - [`catalog`]: each source as a DataFusion catalog; the search path.
-//! - [`replica`]: [`ReplicaSet`]: policies and failover.
+//! - [`replica`]: [`ReplicaSet`]: policies, health checks and circuit
+//!   breakers, deadlines, failover.
 //! - [`exec`]: [`FragmentExec`], the operator that runs a fragment.
 //! - [`error`]: the one error type, [`EngineError`].
 //! - [`stack`]: deep expressions: the depth limit and deep stacks.
@@ -53,7 +54,7 @@ pub use config::{
 pub use engine::{Engine, EngineBuilder, SessionOptions};
 pub use error::{EngineError, Result};
 pub use exec::FragmentExec;
-pub use replica::{Policy, ReplicaSet, ReplicaSetStats};
+pub use replica::{Policy, ReplicaReport, ReplicaSet, ReplicaSetStats, ReplicaSettings};
 pub use session::Session;
 /// The connectors crate, for callers that talk to a source directly.
 pub use spar_connectors as connectors;

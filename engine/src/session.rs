@@ -102,6 +102,7 @@ impl Session {
                     continue;
                 }
             }
+            self.discover_sources_of(&reference).await?;
             self.check_table(&reference)?;
         }
         let plan = state.statement_to_plan(statement).await?;
@@ -110,6 +111,42 @@ impl Session {
             .with_allow_dml(false)
             .verify_plan(&plan)?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// Reads the catalogs of the sources `reference` may name that no
+    /// replica has answered for yet (see [`Engine::add_source`]): its
+    /// source when qualified, and for a bare name not found elsewhere, the
+    /// sources of the search path. Fails with the source's replicas and
+    /// their errors when none answers now.
+    async fn discover_sources_of(&self, reference: &TableReference) -> Result<()> {
+        let sources: Vec<String> = match reference {
+            TableReference::Full { catalog, .. } => vec![catalog.to_string()],
+            TableReference::Bare { table } => {
+                let found = self
+                    .ctx
+                    .state()
+                    .catalog_list()
+                    .catalog(DEFAULT_CATALOG)
+                    .and_then(|c| c.schema(SEARCH_PATH_SCHEMA))
+                    .is_some_and(|s| s.table_exist(table));
+                if found {
+                    return Ok(());
+                }
+                self.engine
+                    .search_path()
+                    .iter()
+                    .filter(|p| self.access.allows_schema(&p.source, &p.schema))
+                    .map(|p| p.source.clone())
+                    .collect()
+            }
+            TableReference::Partial { .. } => Vec::new(),
+        };
+        for source in sources {
+            if self.access.allows_source(&source) && self.engine.pending_errors(&source).is_some() {
+                self.engine.discover(&source).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The DataFusion context behind this session, for settings and

@@ -12,6 +12,8 @@ use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
 use datafusion::physical_plan::ExecutionPlan;
 use spar_connectors::SqlDialect;
 
+use crate::resume::ResumableScan;
+
 /// Turns a [`Fragment`] into an operator that runs it on its source.
 ///
 /// The engine implements this per source (the replica set that runs the
@@ -41,6 +43,9 @@ pub struct Fragment {
     pub dialect: Arc<dyn SqlDialect>,
     /// Runs the fragment on the source.
     pub runner: Arc<dyn FragmentRunner>,
+    /// For a scan of one table with a usable key: how to read it in key
+    /// order and continue after any key (see [`crate::resume`]).
+    pub resume: Option<Arc<ResumableScan>>,
 }
 
 impl Fragment {

@@ -15,6 +15,8 @@
 //! - [`options`]: [`SparOptions`], the `spar.*` session settings.
 //! - [`pad_space`]: [`PadSpace`], `CHAR(n)` comparisons as the databases
 //!   make them.
+//! - [`resume`]: [`ResumableScan`], a scan read in key order that can be
+//!   spelled again to continue after the last row read.
 //!
 //! [`spar_rules`] is the one ordered list of Spar's optimizer rules; the
 //! engine appends it to DataFusion's optimizer rules, and
@@ -26,6 +28,7 @@ pub mod pad_space;
 pub mod physical;
 pub mod push_down_fragments;
 mod remote;
+pub mod resume;
 pub mod source_table;
 pub mod unparse;
 
@@ -41,6 +44,7 @@ pub use options::SparOptions;
 pub use pad_space::PadSpace;
 pub use physical::SparQueryPlanner;
 pub use push_down_fragments::PushDownFragments;
+pub use resume::ResumableScan;
 pub use source_table::SourceTable;
 
 /// Spar's optimizer rules, in the order they run after DataFusion's own.

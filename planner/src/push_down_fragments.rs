@@ -203,6 +203,7 @@ fn merge(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
         statistics,
         dialect: Arc::clone(&first.dialect),
         runner: Arc::clone(&first.runner),
+        resume: None,
     };
     Ok(Transformed::yes(match node {
         // Sorted again locally: the order is not known to survive.

@@ -15,6 +15,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use spar_connectors::{prepare, SqlDialect, TableKind, TableMeta};
 
 use crate::fragment::{unqualify, Fragment, FragmentRunner};
+use crate::resume::ResumableScan;
 use crate::unparse::plan_to_source_sql;
 
 /// A table that lives in a SQL source (SQLite, PostgreSQL, MySQL).
@@ -101,6 +102,7 @@ impl SourceTable {
             .map(|f| unqualify(f.clone()).and_then(|f| prepare(self.dialect.as_ref(), f, &columns)))
             .collect::<Result<Vec<_>>>()?;
         let this: Arc<dyn TableProvider> = Arc::new(self.clone());
+        let this_table = Arc::clone(&this);
         let scan = LogicalPlanBuilder::scan_with_filters_fetch(
             remote,
             provider_as_source(this),
@@ -120,6 +122,20 @@ impl SourceTable {
             scan
         };
         let sql = plan_to_source_sql(&scan, self.dialect.as_ref())?;
+        let read: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.meta.schema.fields().len()).collect(),
+        };
+        let resume = ResumableScan::new(
+            this_table,
+            &self.meta,
+            &read,
+            &filters,
+            fetch,
+            Arc::clone(&self.dialect),
+        )
+        .filter(|_| !read.is_empty())
+        .map(Arc::new);
         Ok(Fragment {
             source: self.source.clone(),
             sql,
@@ -127,6 +143,7 @@ impl SourceTable {
             statistics: Arc::new(self.fragment_statistics(projection, !filters.is_empty(), fetch)),
             dialect: Arc::clone(&self.dialect),
             runner: Arc::clone(&self.runner),
+            resume,
         })
     }
 

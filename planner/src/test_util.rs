@@ -50,6 +50,13 @@ impl SqlDialect for TestDialect {
     }
 }
 
+/// The test dialect spelled as PostgreSQL.
+pub fn postgres_dialect() -> Arc<dyn SqlDialect> {
+    Arc::new(TestDialect {
+        unparser: &POSTGRES,
+    })
+}
+
 /// Plans fragments as a leaf that only displays them.
 #[derive(Debug)]
 pub struct TestRunner;

@@ -167,8 +167,18 @@ impl Collector for SourceCollector {
             .into_iter()
             .filter_map(|s| s.replica_set.map(|r| (s.name, r.stats())))
             .collect();
-        let counters: [(&str, &str, StatOf); 3] = [
+        let counters: [(&str, &str, StatOf); 5] = [
             ("spar_fragments", "Fragments run, by source", |s| s.fragments),
+            (
+                "spar_fragment_attempts",
+                "Attempts to open a fragment on a replica, by source",
+                |s| s.attempts,
+            ),
+            (
+                "spar_fragment_resumes",
+                "Fragments continued on another replica after rows were delivered, by source",
+                |s| s.resumes,
+            ),
             (
                 "spar_fragment_failovers",
                 "Fragment attempts that failed on a replica with a retryable error and moved on, by source",
@@ -191,17 +201,18 @@ impl Collector for SourceCollector {
         let up = ConstGauge::new(0i64);
         let mut family = encoder.encode_descriptor(
             "spar_replica_up",
-            "1 when the replica's last attempt succeeded, 0 when it failed",
+            "1 when the replica takes fragments (circuit closed, not lagging), 0 otherwise",
             None,
             up.metric_type(),
         )?;
         for (source, s) in &stats {
-            for (replica, healthy) in &s.replicas {
+            for replica in &s.replicas {
                 let labels: Labels = vec![
                     ("source".into(), source.clone()),
-                    ("replica".into(), replica.clone()),
+                    ("replica".into(), replica.target.clone()),
                 ];
-                ConstGauge::new(i64::from(*healthy)).encode(family.encode_family(&labels)?)?;
+                let up = i64::from(replica.state == "healthy");
+                ConstGauge::new(up).encode(family.encode_family(&labels)?)?;
             }
         }
         Ok(())

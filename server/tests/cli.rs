@@ -450,7 +450,15 @@ fn missing_files_name_the_path() {
         dir.path(),
         "[sources.s]\nkind = \"sqlite\"\nreplicas = [\"gone/nowhere.db\"]\n",
     );
-    let e = failing_query(&config, "SELECT 1");
+    // A source that is down does not stop queries of anything else.
+    let out = spar()
+        .args(["query", "-c"])
+        .arg(&config)
+        .arg("SELECT 1 AS one")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let e = failing_query(&config, "SELECT * FROM s.main.t");
     assert!(
         e.contains("source `s` is unavailable") && e.contains("gone/nowhere.db"),
         "{e}"
@@ -460,7 +468,7 @@ fn missing_files_name_the_path() {
         dir.path(),
         "[sources.f]\nkind = \"files\"\nlocation = \"no/such/dir\"\n",
     );
-    let e = failing_query(&config, "SELECT 1");
+    let e = failing_query(&config, "SELECT * FROM f.main.t");
     assert!(e.contains("no/such/dir") && e.contains("source `f`"), "{e}");
 
     let e = failing_query(&dir.path().join("absent.toml"), "SELECT 1");

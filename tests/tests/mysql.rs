@@ -274,7 +274,7 @@ async fn statistics_indexes_streaming_and_errors() {
     );
     let port = server.port();
     drop(server);
-    let e = Engine::builder()
+    let engine = ok(Engine::builder()
         .with_source(
             "my",
             SourceConfig::MySql(ServerSourceConfig::new([format!(
@@ -282,6 +282,10 @@ async fn statistics_indexes_streaming_and_errors() {
             )])),
         )
         .build()
+        .await);
+    let e = engine
+        .session()
+        .sql("SELECT * FROM my.shop.items")
         .await
         .err()
         .map(|e| e.to_string())

@@ -276,9 +276,14 @@ async fn errors_name_the_server_never_the_password() {
     let port = server.port();
     drop(server);
     let url = format!("postgres://spar:hunter2@127.0.0.1:{port}/sales");
-    let e = Engine::builder()
+    // The engine starts with the source down; a query of it fails.
+    let engine = ok(Engine::builder()
         .with_source("pg", SourceConfig::Postgres(ServerSourceConfig::new([url])))
         .build()
+        .await);
+    let e = engine
+        .session()
+        .sql("SELECT * FROM pg.public.items")
         .await
         .err()
         .map(|e| e.to_string())

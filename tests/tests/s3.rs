@@ -85,9 +85,14 @@ async fn an_unreachable_s3_endpoint_names_the_location() {
         allow_http: true,
         ..S3Options::default()
     };
-    let e = Engine::builder()
+    let engine = Engine::builder()
         .with_source("crm", SourceConfig::Files(files))
         .build()
+        .await
+        .unwrap_or_else(|e| panic!("a source that is down does not stop the engine: {e}"));
+    let e = engine
+        .session()
+        .sql("SELECT * FROM crm.main.customers")
         .await
         .err()
         .map(|e| e.to_string())

@@ -39,6 +39,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 8192;
 #[derive(Clone)]
 pub struct MySqlConnector {
     pool: Pool,
+    connect_timeout: Duration,
     target: String,
     batch_size: usize,
     dialect: Arc<MySqlSqlDialect>,
@@ -63,6 +64,17 @@ impl MySqlConnector {
     /// with TLS as its `ssl-*` parameters say ([`tls`]). Nothing is
     /// connected until the first call; TLS files are read now.
     pub fn new(url: &str) -> Result<Self> {
+        Self::with_connect_timeout(url, crate::DEFAULT_CONNECT_TIMEOUT)
+    }
+
+    /// [`Self::new`] with `timeout` as the connect timeout when the URL
+    /// sets none (`connect-timeout=<seconds>`, as the `mysql` client's
+    /// option is named; `connect_timeout` also works). It bounds the whole
+    /// connection set-up: TCP, TLS, authentication and the session's
+    /// settings.
+    pub fn with_connect_timeout(url: &str, timeout: Duration) -> Result<Self> {
+        let (url, connect_timeout) = take_connect_timeout(url, timeout)?;
+        let url = url.as_str();
         let (url_rest, tls_options) = tls::split_tls_options(url)?;
         let opts = Opts::from_url(&url_rest).map_err(|e| ConnectorError::Config {
             target: crate::error::redact_url(url),
@@ -89,6 +101,7 @@ impl MySqlConnector {
             .pool_opts(PoolOpts::default().with_constraints(constraints));
         Ok(Self {
             pool: Pool::new(opts),
+            connect_timeout,
             target,
             batch_size: DEFAULT_BATCH_SIZE,
             dialect: Arc::default(),
@@ -102,11 +115,14 @@ impl MySqlConnector {
     }
 
     async fn conn(&self) -> Result<mysql_async::Conn> {
-        tokio::time::timeout(Duration::from_secs(10), self.pool.get_conn())
+        tokio::time::timeout(self.connect_timeout, self.pool.get_conn())
             .await
             .map_err(|_| ConnectorError::Unavailable {
                 target: self.target.clone(),
-                message: "connecting timed out after 10 s".into(),
+                message: format!(
+                    "no connection within {:?} (connect timeout)",
+                    self.connect_timeout
+                ),
             })?
             .map_err(|e| my_error(&e, &self.target))
     }
@@ -117,6 +133,26 @@ impl MySqlConnector {
             .await
             .map_err(|e| my_error(&e, &self.target))
     }
+}
+
+/// Takes `connect-timeout` (or `connect_timeout`), in whole seconds, out
+/// of `url`; `default` when absent. Zero means no limit, as for the
+/// `mysql` client.
+fn take_connect_timeout(url: &str, default: Duration) -> Result<(String, Duration)> {
+    let (rest, params) = crate::tls::take_url_params(url, &["connect-timeout", "connect_timeout"]);
+    let Some((name, value)) = params.last() else {
+        return Ok((rest, default));
+    };
+    let seconds: u64 = value.trim().parse().map_err(|_| ConnectorError::Config {
+        target: crate::error::redact_url(url),
+        message: format!("{name} must be a whole number of seconds, found `{value}`"),
+    })?;
+    let timeout = if seconds == 0 {
+        crate::MAX_CONNECT_TIMEOUT
+    } else {
+        Duration::from_secs(seconds).min(crate::MAX_CONNECT_TIMEOUT)
+    };
+    Ok((rest, timeout))
 }
 
 /// Classifies a mysql_async error: I/O and lost connections, shutdowns and

@@ -71,14 +71,27 @@ impl PostgresConnector {
     /// key=value form), with TLS as its libpq parameters say ([`tls`]).
     /// Nothing is connected until the first call; TLS files are read now.
     pub fn new(url: &str) -> Result<Self> {
+        Self::with_connect_timeout(url, crate::DEFAULT_CONNECT_TIMEOUT)
+    }
+
+    /// [`Self::new`] with `timeout` as the connect timeout when the URL
+    /// sets none (`connect_timeout=<seconds>`, as libpq reads it). As in
+    /// libpq, it bounds the whole connection set-up: TCP, TLS and the
+    /// server's start-up, not only the TCP connect.
+    pub fn with_connect_timeout(url: &str, timeout: Duration) -> Result<Self> {
         let (url_rest, tls) = tls::split_tls_options(url)?;
         let mut config = Config::from_str(&url_rest).map_err(|e| ConnectorError::Config {
             target: crate::error::redact_url(url),
             message: format!("not a PostgreSQL connection URL: {}", with_causes(&e)),
         })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
+        // libpq: zero or a negative value means wait indefinitely; so
+        // does a value tokio-postgres reads as zero.
+        let connect_timeout = match config.get_connect_timeout() {
+            None => timeout,
+            Some(t) if t.is_zero() => crate::MAX_CONNECT_TIMEOUT,
+            Some(t) => *t,
+        };
+        config.connect_timeout(connect_timeout);
         let target = describe(&config);
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
@@ -101,7 +114,8 @@ impl PostgresConnector {
         let pool = Pool::builder(manager)
             .max_size(DEFAULT_POOL_SIZE)
             .wait_timeout(Some(Duration::from_secs(30)))
-            .create_timeout(Some(Duration::from_secs(15)))
+            .create_timeout(Some(connect_timeout))
+            .recycle_timeout(Some(connect_timeout))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| ConnectorError::Config {

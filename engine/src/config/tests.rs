@@ -272,3 +272,86 @@ fn grants_naming_no_source_are_warned_of() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn reads_failover_settings_with_defaults() -> Result<()> {
+    let c = parse(
+        r#"
+        [sources.pg]
+        kind = "postgres"
+        replicas = ["postgres://a/db", "postgres://b/db"]
+        connect_timeout = "2s"
+        first_batch_timeout = "1m"
+        stall_timeout = "10s"
+        retry_deadline = "3s"
+        health_check_interval = "500ms"
+        circuit_failures = 2
+        circuit_backoff = "250ms"
+        max_staleness = "30s"
+        resume_buffer = "1MiB"
+        [sources.lite]
+        kind = "sqlite"
+        replicas = ["a.db"]
+        "#,
+    )?;
+    let SourceConfig::Postgres(pg) = &c.sources["pg"] else {
+        panic!("not postgres: {:?}", c.sources["pg"]);
+    };
+    let ms = std::time::Duration::from_millis;
+    assert_eq!(
+        pg.settings,
+        ReplicaSettings {
+            connect_timeout: ms(2_000),
+            first_batch_timeout: ms(60_000),
+            stall_timeout: ms(10_000),
+            retry_deadline: ms(3_000),
+            health_check_interval: ms(500),
+            circuit_failures: 2,
+            circuit_backoff: ms(250),
+            max_staleness: Some(ms(30_000)),
+            resume_buffer: 1 << 20,
+        }
+    );
+    let SourceConfig::Sqlite(lite) = &c.sources["lite"] else {
+        panic!("not sqlite");
+    };
+    assert_eq!(lite.settings, ReplicaSettings::default());
+    Ok(())
+}
+
+#[test]
+fn failover_setting_errors_name_the_key() {
+    let source = "[sources.pg]\nkind = \"postgres\"\nreplicas = [\"postgres://a/db\"]\n";
+    for (line, key, expected) in [
+        (
+            "stall_timeout = \"soon\"",
+            "sources.pg.stall_timeout",
+            "expected a duration",
+        ),
+        (
+            "max_staleness = \"0s\"",
+            "sources.pg.max_staleness",
+            "positive duration",
+        ),
+        (
+            "circuit_failures = 0",
+            "sources.pg.circuit_failures",
+            "from 1 to 1000",
+        ),
+        (
+            "resume_buffer = \"lots\"",
+            "sources.pg.resume_buffer",
+            "positive size",
+        ),
+    ] {
+        let e = error(&format!("{source}{line}\n"));
+        assert!(e.contains(key) && e.contains(expected), "{line}: {e}");
+    }
+    let files = "[sources.f]\nkind = \"files\"\nlocation = \"/data\"\nstall_timeout = \"1s\"\n";
+    let e = error(files);
+    assert!(
+        e.contains("sources.f.stall_timeout")
+            && e.contains("not used by sources of kind \"files\""),
+        "{e}"
+    );
+}

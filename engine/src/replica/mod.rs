@@ -1,22 +1,34 @@
-//! Replica sets: the replicas of one source and the policy that picks one.
+//! Replica sets: the replicas of one source, their health, and the policy
+//! that picks one for each fragment.
 //!
 //! ```text
 //!   FragmentExec ──open(sql)──▶ ReplicaSet ──policy──▶ [r0, r1, …]
-//!                                  │ try r0: retryable error before the
-//!                                  │         first batch → try r1 …
+//!                                  │  skip: circuit open, lagging
+//!                                  │  try r0 within first_batch_timeout;
+//!                                  │  retryable error → next replica,
+//!                                  │  rounds with back-off until
+//!                                  │  retry_deadline
 //!                                  ▼
-//!                       first batch + rest of the stream
+//!                 first batch + the rest (stall_timeout between batches)
 //! ```
 //!
-//! Failover happens only before a fragment's first batch has been
-//! delivered; after that, an error ends the query (resuming mid-stream on
-//! another replica needs an order on a unique key and comes with the
-//! replica work). A query never returns partial results silently.
+//! A background task per set checks every replica's health (and lag) each
+//! `health_check_interval`, feeding the same circuit breakers fragments
+//! feed ([`health`]). Failures after the first batch are the fragment's to
+//! handle (`FragmentExec` resumes or reruns); it reports them here with
+//! [`ReplicaSet::report_failure`].
+
+mod health;
+mod settings;
+mod stall;
+
+pub use health::Circuit;
+pub use settings::{ReplicaSettings, MAX_CIRCUIT_BACKOFF};
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -24,20 +36,23 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 use spar_connectors::error::find_connector_error;
-use spar_connectors::Connector;
+use spar_connectors::{Connector, ConnectorError, ReplicaRole};
 
 use crate::error::EngineError;
+use health::Health;
+use stall::StallGuarded;
 
 /// How a replica set orders its replicas for each fragment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Policy {
-    /// The first replica (the primary) unless it fails, then the next.
+    /// The first replica (the primary) unless it is down, then the next.
     #[default]
     PrimaryFirst,
     /// Each fragment starts at the next replica in turn.
     RoundRobin,
-    /// The replica with the lowest moving average time to first batch;
-    /// replicas not yet measured go first.
+    /// The replica with the lowest moving average time to first batch,
+    /// weighed by the fragments it is running; replicas not yet measured
+    /// go first.
     LeastLatency,
 }
 
@@ -67,12 +82,20 @@ struct Inner {
     source: String,
     replicas: Vec<Replica>,
     policy: Policy,
+    settings: ReplicaSettings,
     /// Round-robin cursor; shared by all fragments of the source.
     next: AtomicUsize,
-    /// Fragments opened, replicas failed over, fragments that failed:
-    /// counters for `/metrics`, shared by every fragment of the source.
+    counters: Counters,
+}
+
+/// Counters for `/metrics` and `system.replicas`, shared by every fragment
+/// of the source.
+#[derive(Debug, Default)]
+struct Counters {
     fragments: AtomicU64,
+    attempts: AtomicU64,
     failovers: AtomicU64,
+    resumes: AtomicU64,
     failed: AtomicU64,
 }
 
@@ -82,50 +105,114 @@ struct Replica {
     /// Moving average of the time to first batch, in microseconds; 0 until
     /// measured. Updated by every fragment that runs here.
     latency_micros: AtomicU64,
-    /// Whether the last attempt here succeeded (true until one fails).
-    healthy: AtomicBool,
+    /// Fragments reading from this replica now.
+    in_flight: Arc<AtomicUsize>,
+    health: Health,
 }
 
-/// A source's fragment counters and its replicas' last known health.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How one replica is doing, for `system.replicas` and `/metrics`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaReport {
+    /// The redacted target (no password).
+    pub target: String,
+    /// Primary or replica, once a check has read it.
+    pub role: Option<ReplicaRole>,
+    /// `healthy`, `open`, `half-open` or `lagging`.
+    pub state: &'static str,
+    /// Replication lag, when known.
+    pub lag: Option<Duration>,
+    /// Moving average of the time to first batch (`None` until measured).
+    pub latency: Option<Duration>,
+    /// Fragments reading from it now.
+    pub in_flight: usize,
+    /// Failed attempts and checks, in all.
+    pub failures: u64,
+    /// The last failure's message.
+    pub last_error: Option<String>,
+    /// When the state last changed.
+    pub changed_at: SystemTime,
+}
+
+/// A source's fragment counters and its replicas' state.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaSetStats {
     /// Fragments run on the source.
     pub fragments: u64,
-    /// Attempts that failed on a replica with a retryable error (each sends
-    /// the fragment on to the next replica, when there is one).
+    /// Attempts to open a fragment on a replica.
+    pub attempts: u64,
+    /// Attempts that failed on a replica with a retryable error before the
+    /// first batch (each sends the fragment on to the next replica).
     pub failovers: u64,
+    /// Fragments continued on another replica after rows were delivered.
+    pub resumes: u64,
     /// Fragments that failed on every replica or with a non-retryable error.
     pub failed: u64,
-    /// Each replica's redacted target and whether its last attempt succeeded.
-    pub replicas: Vec<(String, bool)>,
+    /// Each replica's state.
+    pub replicas: Vec<ReplicaReport>,
 }
 
 /// A fragment's stream opened on one replica, with its first item read.
 pub struct Opened {
     /// The replica that serves the fragment (its redacted target).
     pub replica: String,
-    /// How many replicas failed before this one.
+    /// Its position in the set (for [`ReplicaSet::report_failure`]).
+    pub index: usize,
+    /// Attempts made before this one succeeded.
     pub failovers: usize,
     /// The first item, already read (`None` for an empty result).
     pub first: Option<Result<RecordBatch>>,
-    /// The rest of the stream.
+    /// The rest of the stream; it fails with a retryable error when the
+    /// replica stalls, and counts as in flight on the replica until
+    /// dropped.
     pub rest: SendableRecordBatchStream,
 }
 
+/// Holds one unit of a replica's in-flight count.
+pub(crate) struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The first pause between two rounds of attempts; it doubles up to
+/// [`MAX_RETRY_PAUSE`].
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(50);
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
+
 impl ReplicaSet {
-    /// A replica set for `source`; `replicas` must not be empty (the
-    /// config refuses an empty list).
+    /// A replica set for `source` with default settings; `replicas` must
+    /// not be empty (the config refuses an empty list).
     pub fn new(
         source: impl Into<String>,
         replicas: Vec<Arc<dyn Connector>>,
         policy: Policy,
+    ) -> Self {
+        Self::with_settings(source, replicas, policy, ReplicaSettings::default())
+    }
+
+    /// A replica set with these settings.
+    pub fn with_settings(
+        source: impl Into<String>,
+        replicas: Vec<Arc<dyn Connector>>,
+        policy: Policy,
+        settings: ReplicaSettings,
     ) -> Self {
         let replicas = replicas
             .into_iter()
             .map(|connector| Replica {
                 connector,
                 latency_micros: AtomicU64::new(0),
-                healthy: AtomicBool::new(true),
+                in_flight: Arc::new(AtomicUsize::new(0)),
+                health: Health::default(),
             })
             .collect();
         Self {
@@ -133,31 +220,29 @@ impl ReplicaSet {
                 source: source.into(),
                 replicas,
                 policy,
+                settings,
                 next: AtomicUsize::new(0),
-                fragments: AtomicU64::new(0),
-                failovers: AtomicU64::new(0),
-                failed: AtomicU64::new(0),
+                counters: Counters::default(),
             }),
         }
     }
 
-    /// Counters and replica health, for monitoring.
+    /// The set's settings.
+    pub fn settings(&self) -> &ReplicaSettings {
+        &self.inner.settings
+    }
+
+    /// Counters and every replica's state, for monitoring.
     pub fn stats(&self) -> ReplicaSetStats {
         let i = &self.inner;
+        let c = &i.counters;
         ReplicaSetStats {
-            fragments: i.fragments.load(Ordering::Relaxed),
-            failovers: i.failovers.load(Ordering::Relaxed),
-            failed: i.failed.load(Ordering::Relaxed),
-            replicas: i
-                .replicas
-                .iter()
-                .map(|r| {
-                    (
-                        r.connector.target().to_string(),
-                        r.healthy.load(Ordering::Relaxed),
-                    )
-                })
-                .collect(),
+            fragments: c.fragments.load(Ordering::Relaxed),
+            attempts: c.attempts.load(Ordering::Relaxed),
+            failovers: c.failovers.load(Ordering::Relaxed),
+            resumes: c.resumes.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            replicas: i.replicas.iter().map(Replica::report).collect(),
         }
     }
 
@@ -171,7 +256,8 @@ impl ReplicaSet {
         self.inner.replicas.iter().map(|r| &r.connector)
     }
 
-    /// The order in which replicas are tried for the next fragment.
+    /// The policy's order of the replicas for the next fragment (before
+    /// open circuits and lagging replicas are skipped).
     pub fn candidates(&self) -> Vec<usize> {
         let n = self.inner.replicas.len();
         match self.inner.policy {
@@ -183,67 +269,330 @@ impl ReplicaSet {
             Policy::LeastLatency => {
                 let mut order: Vec<usize> = (0..n).collect();
                 order.sort_by_key(|&i| {
-                    self.inner.replicas[i]
-                        .latency_micros
+                    let r = &self.inner.replicas[i];
+                    let busy = r.in_flight.load(Ordering::Relaxed) as u64;
+                    r.latency_micros
                         .load(Ordering::Relaxed)
+                        .saturating_mul(busy + 1)
                 });
                 order
             }
         }
     }
 
-    /// Runs `sql` on the first replica (in policy order) that answers,
-    /// failing over on retryable errors until a first batch (or the end of
-    /// an empty result) has arrived. A non-retryable error fails at once.
+    /// Starts the background health checks; they stop when the last clone
+    /// of the set is dropped. Needs a Tokio runtime.
+    pub fn start_health_checks(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let interval = self.inner.settings.health_check_interval;
+        tokio::spawn(async move {
+            loop {
+                let Some(set) = Weak::upgrade(&weak).map(|inner| ReplicaSet { inner }) else {
+                    return;
+                };
+                set.check_all().await;
+                drop(set);
+                tokio::time::sleep(interval).await;
+            }
+        });
+    }
+
+    /// Checks every replica whose circuit admits a check (an open one
+    /// only after its back-off), at once.
+    pub async fn check_all(&self) {
+        let now = Instant::now();
+        let checks = (0..self.inner.replicas.len())
+            .filter(|&i| {
+                self.inner.replicas[i]
+                    .health
+                    .admit(now, &self.inner.settings)
+            })
+            .map(|i| self.check(i));
+        futures::future::join_all(checks).await;
+    }
+
+    /// One replica's health check and status read, within the connect
+    /// timeout each.
+    async fn check(&self, i: usize) {
+        let replica = &self.inner.replicas[i];
+        let settings = &self.inner.settings;
+        let limit = settings.connect_timeout.max(Duration::from_secs(1));
+        let target = replica.connector.target();
+        match tokio::time::timeout(limit, replica.connector.health_check()).await {
+            Ok(Ok(())) => replica.health.succeeded(),
+            Ok(Err(e)) => return replica.health.failed(&e.to_string(), settings),
+            Err(_) => {
+                let e = format!(
+                    "{target}: health check got no answer within {}",
+                    humantime::format_duration(limit)
+                );
+                return replica.health.failed(&e, settings);
+            }
+        }
+        if let Ok(Ok(status)) =
+            tokio::time::timeout(limit, replica.connector.replica_status()).await
+        {
+            replica
+                .health
+                .set_status(status.role, status.lag, settings.max_staleness);
+        }
+    }
+
+    /// Counts a fragment's continuation on another replica after rows
+    /// were delivered.
+    pub fn count_resume(&self) {
+        self.inner.counters.resumes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a failure of replica `index` after its first batch (a
+    /// broken or stalled stream).
+    pub fn report_failure(&self, index: usize, error: &DataFusionError) {
+        if let Some(r) = self.inner.replicas.get(index) {
+            r.health.failed(&error.to_string(), &self.inner.settings);
+        }
+    }
+
+    /// Counts a fragment started on the source.
+    pub fn count_fragment(&self) {
+        self.inner
+            .counters
+            .fragments
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a fragment that failed for good.
+    pub fn count_failed(&self) {
+        self.inner.counters.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Runs `sql` on the first replica (in policy order, skipping open
+    /// circuits and lagging replicas) that delivers a first batch (or the
+    /// end of an empty result) in time. Retryable errors move on to the
+    /// next replica, in rounds with back-off until `retry_deadline`; a
+    /// non-retryable error fails at once with the source's message.
     pub async fn open(&self, sql: &str, schema: SchemaRef) -> Result<Opened> {
-        self.inner.fragments.fetch_add(1, Ordering::Relaxed);
-        let result = self.try_replicas(sql, schema).await;
+        self.count_fragment();
+        let result = self.open_avoiding(sql, schema, None).await;
         if result.is_err() {
-            self.inner.failed.fetch_add(1, Ordering::Relaxed);
+            self.count_failed();
         }
         result
     }
 
-    async fn try_replicas(&self, sql: &str, schema: SchemaRef) -> Result<Opened> {
-        let mut errors = Vec::new();
-        for i in self.candidates() {
-            let replica = &self.inner.replicas[i];
-            let target = replica.connector.target().to_string();
-            let started = Instant::now();
-            let attempt = match replica.connector.execute(sql, Arc::clone(&schema)).await {
-                Ok(mut stream) => Ok((stream.next().await, stream)),
-                Err(e) => Err(DataFusionError::from(e)),
-            };
-            let failed = match attempt {
-                Ok((Some(Err(e)), _)) | Err(e) => e,
-                Ok((first, rest)) => {
-                    replica.record_latency(started.elapsed().as_micros());
-                    replica.healthy.store(true, Ordering::Relaxed);
-                    return Ok(Opened {
-                        replica: target,
-                        failovers: errors.len(),
-                        first,
-                        rest,
-                    });
-                }
-            };
-            let retryable = find_connector_error(&failed).is_some_and(|e| e.is_retryable());
-            if !retryable {
-                return Err(
-                    failed.context(format!("source `{}`, replica {target}", self.inner.source))
-                );
-            }
-            replica.healthy.store(false, Ordering::Relaxed);
-            self.inner.failovers.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(source = %self.inner.source, replica = %target, error = %failed, "replica failed; trying the next");
-            errors.push(failed.to_string());
+    /// [`Self::open`] without counting the fragment (its caller counts
+    /// it once, however often it opens): `avoid` (a replica that just
+    /// failed it) is tried only after every other.
+    pub async fn open_avoiding(
+        &self,
+        sql: &str,
+        schema: SchemaRef,
+        avoid: Option<usize>,
+    ) -> Result<Opened> {
+        let settings = &self.inner.settings;
+        if settings.max_staleness.is_some() {
+            self.read_unknown_lags().await;
         }
-        Err(EngineError::SourceUnavailable {
+        let mut pause = FIRST_RETRY_PAUSE;
+        let mut first_failure: Option<Instant> = None;
+        let mut failovers = 0;
+        // The last failure of each replica in this fragment.
+        let mut errors: Vec<Option<String>> = vec![None; self.inner.replicas.len()];
+        loop {
+            let mut order = self.candidates();
+            if let Some(a) = avoid {
+                order.retain(|&i| i != a);
+                order.push(a);
+            }
+            // Every circuit open (none lagging): probe the one whose back-off
+            // ends first rather than fail on circuit state alone.
+            if first_failure.is_none() {
+                self.probe_if_all_open(&order);
+            }
+            let mut admitted = 0;
+            for i in order {
+                let replica = &self.inner.replicas[i];
+                if replica.health.is_lagging() {
+                    continue;
+                }
+                if !replica.health.admit(Instant::now(), settings) {
+                    continue;
+                }
+                admitted += 1;
+                match self.attempt(i, sql, Arc::clone(&schema)).await {
+                    Ok(mut opened) => {
+                        opened.failovers = failovers;
+                        return Ok(opened);
+                    }
+                    Err(e) => {
+                        let retryable = is_retryable(&e);
+                        if !retryable {
+                            return Err(e.context(format!(
+                                "source `{}`, replica {}",
+                                self.inner.source,
+                                replica.connector.target()
+                            )));
+                        }
+                        replica.health.failed(&e.to_string(), settings);
+                        self.inner
+                            .counters
+                            .failovers
+                            .fetch_add(1, Ordering::Relaxed);
+                        failovers += 1;
+                        tracing::warn!(source = %self.inner.source, replica = %replica.connector.target(), error = %e, "replica failed; trying the next");
+                        errors[i] = Some(e.to_string());
+                    }
+                }
+            }
+            let started = *first_failure.get_or_insert_with(Instant::now);
+            if admitted == 0 || started.elapsed() + pause > settings.retry_deadline {
+                return Err(self.unavailable(&errors).into());
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_RETRY_PAUSE);
+        }
+    }
+
+    fn probe_if_all_open(&self, order: &[usize]) {
+        let replicas = &self.inner.replicas;
+        let usable: Vec<usize> = order
+            .iter()
+            .copied()
+            .filter(|&i| !replicas[i].health.is_lagging())
+            .collect();
+        if usable
+            .iter()
+            .any(|&i| replicas[i].health.retry_at().is_none())
+        {
+            return;
+        }
+        let now = Instant::now();
+        if usable
+            .iter()
+            .any(|&i| replicas[i].health.retry_at().is_some_and(|t| now >= t))
+        {
+            return;
+        }
+        if let Some(&soonest) = usable
+            .iter()
+            .min_by_key(|&&i| replicas[i].health.retry_at())
+        {
+            replicas[soonest].health.force_probe(now);
+        }
+    }
+
+    /// Records that replica `target` answered outside a fragment (the
+    /// catalog was read through it): its circuit closes.
+    pub fn record_success(&self, target: &str) {
+        for r in &self.inner.replicas {
+            if r.connector.target() == target {
+                r.health.succeeded();
+            }
+        }
+    }
+
+    /// Opens `sql` on replica `i`: its first batch within the first-batch
+    /// timeout, the rest guarded against stalls.
+    async fn attempt(&self, i: usize, sql: &str, schema: SchemaRef) -> Result<Opened> {
+        let replica = &self.inner.replicas[i];
+        let settings = &self.inner.settings;
+        let target = replica.connector.target().to_string();
+        self.inner.counters.attempts.fetch_add(1, Ordering::Relaxed);
+        let in_flight = InFlight::new(&replica.in_flight);
+        let started = Instant::now();
+        let first = async {
+            let mut stream = replica.connector.execute(sql, schema).await?;
+            let first = stream.next().await;
+            Ok::<_, DataFusionError>((first, stream))
+        };
+        let (first, rest) = match tokio::time::timeout(settings.first_batch_timeout, first).await {
+            Err(_) => {
+                return Err(ConnectorError::Transient {
+                    target,
+                    message: format!(
+                        "no rows within {} (first_batch_timeout); the statement was cancelled",
+                        humantime::format_duration(settings.first_batch_timeout)
+                    ),
+                }
+                .into())
+            }
+            Ok(Err(e)) | Ok(Ok((Some(Err(e)), _))) => return Err(e),
+            Ok(Ok(opened)) => opened,
+        };
+        replica.record_latency(started.elapsed().as_micros());
+        replica.health.succeeded();
+        Ok(Opened {
+            rest: Box::pin(StallGuarded::new(
+                rest,
+                settings.stall_timeout,
+                target.clone(),
+                in_flight,
+            )),
+            replica: target,
+            index: i,
+            failovers: 0,
+            first,
+        })
+    }
+
+    /// Reads the lag of replicas never checked yet (before the first
+    /// background check has run), so that `max_staleness` holds from the
+    /// first fragment on.
+    async fn read_unknown_lags(&self) {
+        let unknown: Vec<usize> = (0..self.inner.replicas.len())
+            .filter(|&i| {
+                let h = &self.inner.replicas[i].health;
+                h.is_closed() && !h.lag_known()
+            })
+            .collect();
+        futures::future::join_all(unknown.into_iter().map(|i| self.check(i))).await;
+    }
+
+    /// Why no replica could serve: each replica with its state and its last
+    /// error (from this fragment, or else from its health).
+    fn unavailable(&self, errors: &[Option<String>]) -> EngineError {
+        let errors = self
+            .inner
+            .replicas
+            .iter()
+            .zip(errors)
+            .map(|(r, e)| {
+                let target = r.connector.target();
+                let report = r.report();
+                match (e, report.state) {
+                    (Some(e), _) => e.clone(),
+                    (None, "lagging") => format!(
+                        "{target} trails its primary by {} (max_staleness {})",
+                        report
+                            .lag
+                            .map(|l| humantime::format_duration(round_secs(l)).to_string())
+                            .unwrap_or_else(|| "an unknown time (replication stopped)".into()),
+                        self.inner
+                            .settings
+                            .max_staleness
+                            .map(|m| humantime::format_duration(m).to_string())
+                            .unwrap_or_default()
+                    ),
+                    (None, state) => match report.last_error {
+                        Some(last) => format!("{target} is {state} (circuit), last error: {last}"),
+                        None => format!("{target} is {state}"),
+                    },
+                }
+            })
+            .collect();
+        EngineError::SourceUnavailable {
             source_name: self.inner.source.clone(),
             errors,
         }
-        .into())
     }
+}
+
+/// Whether running the fragment elsewhere may succeed.
+pub(crate) fn is_retryable(e: &DataFusionError) -> bool {
+    find_connector_error(e).is_some_and(|e| e.is_retryable())
+}
+
+fn round_secs(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs())
 }
 
 impl Replica {
@@ -256,6 +605,28 @@ impl Replica {
             (old * 7 + sample) / 8
         };
         self.latency_micros.store(new, Ordering::Relaxed);
+    }
+
+    fn report(&self) -> ReplicaReport {
+        let h = self.health.snapshot();
+        let state = match h.circuit {
+            Circuit::Open => "open",
+            Circuit::HalfOpen => "half-open",
+            Circuit::Closed if h.lagging => "lagging",
+            Circuit::Closed => "healthy",
+        };
+        let latency = self.latency_micros.load(Ordering::Relaxed);
+        ReplicaReport {
+            target: self.connector.target().to_string(),
+            role: h.role,
+            state,
+            lag: h.lag.flatten(),
+            latency: (latency > 0).then(|| Duration::from_micros(latency)),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            failures: h.failures,
+            last_error: h.last_error,
+            changed_at: h.changed_at,
+        }
     }
 }
 

@@ -29,7 +29,9 @@ pub(crate) fn engine_status(e: &EngineError, query_id: &str) -> Status {
         | EngineError::AmbiguousTable { .. }
         | EngineError::TooDeep { .. } => Status::invalid_argument(e.to_string()),
         EngineError::UnknownTable { .. } => Status::not_found(e.to_string()),
-        EngineError::SourceUnavailable { .. } => Status::unavailable(e.to_string()),
+        EngineError::SourceUnavailable { .. } | EngineError::NotResumable { .. } => {
+            Status::unavailable(e.to_string())
+        }
         EngineError::Connector { error, .. } => connector_status(error, e.to_string()),
         EngineError::DataFusion(inner) => datafusion_status(inner, query_id),
         EngineError::ConfigRead { .. } | EngineError::Config { .. } => {

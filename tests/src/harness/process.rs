@@ -58,7 +58,10 @@ impl ServerProcess {
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
-    /// Sends `signal` (e.g. `STOP`) to the whole process group.
+    /// Sends `signal` (e.g. `STOP`) to the whole process group and to
+    /// every descendant of the server: PostgreSQL's backends make
+    /// themselves leaders of groups of their own, so the group alone
+    /// would miss them.
     pub(crate) fn signal_group(&self, signal: &str) -> Result<()> {
         let Some(child) = &self.child else {
             return Err(HarnessError::Command {
@@ -66,7 +69,12 @@ impl ServerProcess {
                 detail: "not running".into(),
             });
         };
-        run_kill(&format!("-{signal}"), &format!("-{}", child.id()))
+        let tree = process_tree(child.id());
+        run_kill(&format!("-{signal}"), &format!("-{}", child.id()))?;
+        for pid in tree {
+            let _ = run_kill(&format!("-{signal}"), &pid.to_string());
+        }
+        Ok(())
     }
 
     /// Sends `signal` to the group leader only (e.g. `INT` for a fast shutdown).
@@ -100,13 +108,28 @@ impl ServerProcess {
     pub(crate) fn kill(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {
             let group = format!("-{}", child.id());
+            // Found before the leader dies: its children are re-parented
+            // then, and their own groups (PostgreSQL backends) would
+            // survive a kill of this one.
+            let tree: Vec<String> = process_tree(child.id())
+                .into_iter()
+                .map(|p| p.to_string())
+                .collect();
             // The group may already be gone; that is what we want.
             let _ = run_kill("-KILL", &group);
+            for pid in &tree {
+                let _ = run_kill("-KILL", pid);
+            }
             let _ = child.kill();
             let _ = child.wait();
             let deadline = Instant::now() + Duration::from_secs(10);
-            while run_kill("-0", &group).is_ok() && Instant::now() < deadline {
+            let alive =
+                || run_kill("-0", &group).is_ok() || tree.iter().any(|p| run_kill("-0", p).is_ok());
+            while alive() && Instant::now() < deadline {
                 let _ = run_kill("-KILL", &group);
+                for pid in &tree {
+                    let _ = run_kill("-KILL", pid);
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -123,6 +146,46 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.kill();
     }
+}
+
+/// `root` and every process descended from it, from `/proc`.
+fn process_tree(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    tree
 }
 
 fn run_kill(signal: &str, target: &str) -> Result<()> {

@@ -8,6 +8,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::Statistics;
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
@@ -15,29 +16,36 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     ReplaceChildrenOptions, StatisticsArgs,
 };
+use spar_connectors::SqlDialect;
 use spar_planner::{Fragment, FragmentRunner};
 
-use super::stream::FragmentStream;
+use super::stream::{FragmentStream, Served, Spelling};
 use crate::replica::ReplicaSet;
 
 /// Runs one fragment's SQL on a replica of its source.
+///
+/// It carries the fragment's sub-plan and dialect, not only its SQL, so
+/// that the SQL can be spelled again when it runs: a scan of a table with
+/// a usable key, estimated larger than the source's `resume_buffer`, is
+/// read in key order and continues after the last key read when its
+/// replica fails ([`spar_planner::ResumableScan`]).
 #[derive(Debug)]
 pub struct FragmentExec {
-    source: String,
-    sql: String,
-    schema: SchemaRef,
+    spelling: Spelling,
+    plan: LogicalPlan,
+    dialect: Arc<dyn SqlDialect>,
     replicas: ReplicaSet,
     statistics: Arc<Statistics>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
-    /// The replica that served the last execution, for EXPLAIN ANALYZE.
-    /// Written once per execution by the stream, read by the display.
-    served_by: Arc<Mutex<Option<String>>>,
+    /// The replicas that served the last execution, for EXPLAIN ANALYZE.
+    /// Written by the stream, read by the display.
+    served: Arc<Mutex<Served>>,
 }
 
 impl FragmentExec {
     /// An operator that runs `fragment` on `replicas`.
-    pub fn new(fragment: &Fragment, replicas: ReplicaSet) -> Self {
+    pub fn new(fragment: &Fragment, replicas: ReplicaSet) -> Result<Self> {
         let schema: SchemaRef = Arc::new(fragment.df_schema().as_arrow().clone());
         let properties = PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
@@ -45,46 +53,102 @@ impl FragmentExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
-        Self {
-            source: fragment.source.clone(),
-            sql: fragment.sql.clone(),
-            schema,
+        let resume = fragment
+            .resume
+            .as_ref()
+            .filter(|_| {
+                may_exceed(
+                    &fragment.statistics,
+                    &schema,
+                    replicas.settings().resume_buffer,
+                )
+            })
+            .map(Arc::clone);
+        let sql = match &resume {
+            Some(scan) => scan.sql(None, 0)?,
+            None => fragment.sql.clone(),
+        };
+        Ok(Self {
+            spelling: Spelling {
+                source: fragment.source.clone(),
+                sql,
+                schema,
+                resume,
+            },
+            plan: fragment.plan.clone(),
+            dialect: Arc::clone(&fragment.dialect),
             replicas,
             statistics: Arc::clone(&fragment.statistics),
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
-            served_by: Arc::new(Mutex::new(None)),
-        }
+            served: Arc::new(Mutex::new(Served::default())),
+        })
     }
 
     /// The source's name.
     pub fn source(&self) -> &str {
-        &self.source
+        &self.spelling.source
     }
 
-    /// The SQL sent to the source.
+    /// The SQL sent to the source first.
     pub fn sql(&self) -> &str {
-        &self.sql
+        &self.spelling.sql
     }
+
+    /// The sub-plan the fragment computes, in Spar's table names.
+    pub fn plan(&self) -> &LogicalPlan {
+        &self.plan
+    }
+
+    /// The source's dialect.
+    pub fn dialect(&self) -> &Arc<dyn SqlDialect> {
+        &self.dialect
+    }
+
+    /// The key a resumable fragment is read in order of, if it is.
+    pub fn resume_key(&self) -> Option<&[String]> {
+        self.spelling.resume.as_ref().map(|s| s.key_names())
+    }
+}
+
+/// Whether a fragment may return more than `bytes`: its estimated rows
+/// times an estimated row width, or unknown.
+fn may_exceed(statistics: &Statistics, schema: &SchemaRef, bytes: usize) -> bool {
+    let Some(rows) = statistics.num_rows.get_value() else {
+        return true;
+    };
+    let width: usize = schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().primitive_width().unwrap_or(32))
+        .sum::<usize>()
+        .max(1);
+    rows.saturating_mul(width) > bytes
 }
 
 impl DisplayAs for FragmentExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let served_by = self.served_by.lock().ok().and_then(|r| r.clone());
+        let served = self
+            .served
+            .lock()
+            .map(|s| s.replicas.join(" -> "))
+            .unwrap_or_default();
+        let source = &self.spelling.source;
+        let sql = &self.spelling.sql;
         match t {
             DisplayFormatType::TreeRender => {
-                writeln!(f, "source={}", self.source)?;
-                if let Some(r) = served_by {
-                    writeln!(f, "replica={r}")?;
+                writeln!(f, "source={source}")?;
+                if !served.is_empty() {
+                    writeln!(f, "replica={served}")?;
                 }
-                write!(f, "sql={}", self.sql)
+                write!(f, "sql={sql}")
             }
             _ => {
-                write!(f, "FragmentExec: source={}", self.source)?;
-                if let Some(r) = served_by {
-                    write!(f, ", replica={r}")?;
+                write!(f, "FragmentExec: source={source}")?;
+                if !served.is_empty() {
+                    write!(f, ", replica={served}")?;
                 }
-                write!(f, ", sql={}", self.sql.replace('\n', " "))
+                write!(f, ", sql={}", sql.replace('\n', " "))
             }
         }
     }
@@ -135,12 +199,14 @@ impl ExecutionPlan for FragmentExec {
                 "FragmentExec has one partition, asked for {partition}"
             );
         }
+        if let Ok(mut served) = self.served.lock() {
+            served.replicas.clear();
+        }
         Ok(Box::pin(FragmentStream::new(
             self.replicas.clone(),
-            self.sql.clone(),
-            Arc::clone(&self.schema),
+            self.spelling.clone(),
             &self.metrics,
-            Arc::clone(&self.served_by),
+            Arc::clone(&self.served),
         )))
     }
 
@@ -159,6 +225,6 @@ impl ExecutionPlan for FragmentExec {
 
 impl FragmentRunner for ReplicaSet {
     fn plan_fragment(&self, fragment: &Fragment) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(FragmentExec::new(fragment, self.clone())))
+        Ok(Arc::new(FragmentExec::new(fragment, self.clone())?))
     }
 }

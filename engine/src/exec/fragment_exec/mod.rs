@@ -14,5 +14,7 @@
 
 mod exec;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 pub use exec::FragmentExec;

@@ -1,91 +1,115 @@
-//! The stream of a running fragment.
+//! The stream of a running fragment: open, hold back, rerun or resume.
+//!
+//! ```text
+//!  open on a replica ──▶ batches ──▶ held back until `resume_buffer`
+//!       ▲                  │          bytes or the end, then emitted
+//!       │   retryable      │
+//!       └── failure ◀──────┘
+//!   nothing emitted yet: rerun on another replica (the held rows dropped)
+//!   emitted, key-ordered scan: continue after the last key read
+//!   emitted, otherwise: fail, naming the fragment, the replica and why
+//! ```
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::error::Result;
-use datafusion::execution::RecordBatchStream;
+use datafusion::common::ScalarValue;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder,
 };
-use futures::future::BoxFuture;
-use futures::{FutureExt, Stream, StreamExt};
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use spar_planner::ResumableScan;
 
-use crate::replica::{Opened, ReplicaSet};
+use crate::error::EngineError;
+use crate::replica::{is_retryable, Opened, ReplicaSet};
 
-/// Opens the fragment on a replica on first poll, then passes its batches
-/// through; DataFusion's baseline metrics count rows, bytes and the time
-/// spent waiting for them.
-pub(super) struct FragmentStream {
-    schema: SchemaRef,
-    state: State,
-    baseline: BaselineMetrics,
-    failovers: Count,
-    served_by: Arc<Mutex<Option<String>>>,
+/// What a fragment runs: its SQL, and how to continue it when it can.
+#[derive(Debug, Clone)]
+pub(super) struct Spelling {
+    pub(super) source: String,
+    /// The SQL of the first attempt.
+    pub(super) sql: String,
+    /// The fragment's output schema.
+    pub(super) schema: SchemaRef,
+    /// Set when the SQL reads a scan in key order.
+    pub(super) resume: Option<Arc<ResumableScan>>,
 }
 
-enum State {
-    Opening(BoxFuture<'static, Result<Opened>>),
-    First(
-        Option<Result<RecordBatch>>,
-        datafusion::execution::SendableRecordBatchStream,
-    ),
-    Streaming(datafusion::execution::SendableRecordBatchStream),
-    Done,
+/// The replicas that served one execution and what it took, for EXPLAIN
+/// ANALYZE.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Served {
+    pub(super) replicas: Vec<String>,
+}
+
+/// Counters of one fragment's execution.
+pub(super) struct Counters {
+    pub(super) attempts: Count,
+    pub(super) failovers: Count,
+    pub(super) reruns: Count,
+    pub(super) resumes: Count,
+}
+
+impl Counters {
+    pub(super) fn new(metrics: &ExecutionPlanMetricsSet) -> Self {
+        Self {
+            attempts: MetricBuilder::new(metrics).counter("attempts", 0),
+            failovers: MetricBuilder::new(metrics).counter("failovers", 0),
+            reruns: MetricBuilder::new(metrics).counter("reruns", 0),
+            resumes: MetricBuilder::new(metrics).counter("resumes", 0),
+        }
+    }
+}
+
+/// The fragment's stream; DataFusion's baseline metrics count rows, bytes
+/// and the time spent waiting for them.
+pub(super) struct FragmentStream {
+    schema: SchemaRef,
+    inner: BoxStream<'static, Result<RecordBatch>>,
+    baseline: BaselineMetrics,
 }
 
 impl FragmentStream {
     pub(super) fn new(
         replicas: ReplicaSet,
-        sql: String,
-        schema: SchemaRef,
+        spelling: Spelling,
         metrics: &ExecutionPlanMetricsSet,
-        served_by: Arc<Mutex<Option<String>>>,
+        served: Arc<Mutex<Served>>,
     ) -> Self {
-        let open_schema = Arc::clone(&schema);
-        let opening = async move { replicas.open(&sql, open_schema).await }.boxed();
+        let schema = Arc::clone(&spelling.schema);
+        replicas.count_fragment();
+        let runner = Runner {
+            hold_back: replicas.settings().resume_buffer,
+            replicas,
+            spelling,
+            counters: Counters::new(metrics),
+            served,
+            current: None,
+            ready: VecDeque::new(),
+            held: Vec::new(),
+            held_bytes: 0,
+            emitting: false,
+            last_key: None,
+            rows_read: 0,
+            done: false,
+        };
+        let inner = futures::stream::unfold(runner, |mut r| async move {
+            let item = r.next().await?;
+            Some((item, r))
+        })
+        .boxed();
         Self {
             schema,
-            state: State::Opening(opening),
+            inner,
             baseline: BaselineMetrics::new(metrics, 0),
-            failovers: MetricBuilder::new(metrics).counter("failovers", 0),
-            served_by,
-        }
-    }
-
-    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<RecordBatch>>> {
-        loop {
-            match std::mem::replace(&mut self.state, State::Done) {
-                State::Opening(mut opening) => match opening.poll_unpin(cx) {
-                    Poll::Pending => {
-                        self.state = State::Opening(opening);
-                        return Poll::Pending;
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
-                    Poll::Ready(Ok(opened)) => {
-                        self.failovers.add(opened.failovers);
-                        if let Ok(mut served_by) = self.served_by.lock() {
-                            *served_by = Some(opened.replica);
-                        }
-                        self.state = State::First(opened.first, opened.rest);
-                    }
-                },
-                State::First(Some(item), rest) => {
-                    self.state = State::Streaming(rest);
-                    return Poll::Ready(Some(item));
-                }
-                State::First(None, _) | State::Done => return Poll::Ready(None),
-                State::Streaming(mut rest) => {
-                    let item = rest.poll_next_unpin(cx);
-                    if !matches!(item, Poll::Ready(None | Some(Err(_)))) {
-                        self.state = State::Streaming(rest);
-                    }
-                    return item;
-                }
-            }
         }
     }
 }
@@ -96,7 +120,7 @@ impl Stream for FragmentStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let elapsed = self.baseline.elapsed_compute().clone();
         let timer = elapsed.timer();
-        let poll = self.poll_inner(cx);
+        let poll = self.inner.poll_next_unpin(cx);
         timer.done();
         self.baseline.record_poll(poll)
     }
@@ -105,5 +129,201 @@ impl Stream for FragmentStream {
 impl RecordBatchStream for FragmentStream {
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)
+    }
+}
+
+/// One execution of a fragment.
+struct Runner {
+    replicas: ReplicaSet,
+    spelling: Spelling,
+    counters: Counters,
+    served: Arc<Mutex<Served>>,
+    /// The replica being read: its index and the rest of its stream.
+    current: Option<(usize, String, SendableRecordBatchStream)>,
+    /// Batches to hand out.
+    ready: VecDeque<RecordBatch>,
+    /// Batches held back until `hold_back` bytes or the end.
+    held: Vec<RecordBatch>,
+    held_bytes: usize,
+    hold_back: usize,
+    /// Whether any batch has been handed out.
+    emitting: bool,
+    /// The key of the last row read (key-ordered scans only).
+    last_key: Option<Vec<ScalarValue>>,
+    /// Rows read from the source, over every replica.
+    rows_read: usize,
+    done: bool,
+}
+
+impl Runner {
+    async fn next(&mut self) -> Option<Result<RecordBatch>> {
+        loop {
+            if let Some(batch) = self.ready.pop_front() {
+                return Some(Ok(batch));
+            }
+            if self.done {
+                return None;
+            }
+            if self.current.is_none() {
+                if let Err(e) = self.open(None).await {
+                    return Some(Err(self.fail(e)));
+                }
+                continue;
+            }
+            let Some((index, target, stream)) = self.current.as_mut() else {
+                continue;
+            };
+            match stream.next().await {
+                Some(Ok(batch)) => {
+                    if let Err(e) = self.accept(batch) {
+                        return Some(Err(self.fail(e)));
+                    }
+                }
+                None => {
+                    self.current = None;
+                    self.done = true;
+                    self.release();
+                }
+                Some(Err(e)) => {
+                    let (index, target) = (*index, target.clone());
+                    self.current = None;
+                    if let Err(e) = self.recover(index, &target, e).await {
+                        return Some(Err(self.fail(e)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Opens the fragment on a replica (avoiding `avoid`, the one that just
+    /// failed), from the start or after the last key read.
+    async fn open(&mut self, avoid: Option<usize>) -> Result<()> {
+        let (sql, schema) = match (&self.spelling.resume, &self.last_key) {
+            (Some(scan), Some(key)) => (
+                scan.sql(Some(key), self.rows_read)?,
+                Arc::clone(scan.schema()),
+            ),
+            (Some(scan), None) => (self.spelling.sql.clone(), Arc::clone(scan.schema())),
+            (None, _) => (self.spelling.sql.clone(), Arc::clone(&self.spelling.schema)),
+        };
+        let opened = self.replicas.open_avoiding(&sql, schema, avoid).await?;
+        let Opened {
+            replica,
+            index,
+            failovers,
+            first,
+            rest,
+            ..
+        } = opened;
+        self.counters.attempts.add(failovers + 1);
+        self.counters.failovers.add(failovers);
+        if let Ok(mut served) = self.served.lock() {
+            served.replicas.push(replica.clone());
+        }
+        let rest: SendableRecordBatchStream = match first {
+            None => {
+                self.done = true;
+                self.release();
+                return Ok(());
+            }
+            Some(Err(e)) => return Err(e),
+            Some(Ok(batch)) => {
+                self.accept(batch)?;
+                rest
+            }
+        };
+        self.current = Some((index, replica, rest));
+        Ok(())
+    }
+
+    /// Takes one batch read from the source: notes its last key, drops the
+    /// key columns the fragment does not output, and holds or emits it.
+    fn accept(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.rows_read += batch.num_rows();
+        let batch = match &self.spelling.resume {
+            Some(scan) => {
+                let last = batch.num_rows() - 1;
+                self.last_key = Some(
+                    scan.key_columns()
+                        .iter()
+                        .map(|&k| ScalarValue::try_from_array(batch.column(k), last))
+                        .collect::<Result<Vec<_>>>()?,
+                );
+                let columns: Vec<ArrayRef> = batch.columns()[..scan.output_columns()].to_vec();
+                RecordBatch::try_new(Arc::clone(&self.spelling.schema), columns)?
+            }
+            None => batch,
+        };
+        if self.emitting {
+            self.ready.push_back(batch);
+        } else {
+            self.held_bytes += batch.get_array_memory_size();
+            self.held.push(batch);
+            if self.held_bytes >= self.hold_back {
+                self.release();
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands out everything held back; from now on batches pass through.
+    fn release(&mut self) {
+        self.emitting = true;
+        self.held_bytes = 0;
+        self.ready.extend(self.held.drain(..));
+    }
+
+    /// After the stream of replica `index` failed with `error`: rerun,
+    /// resume, or give up.
+    async fn recover(&mut self, index: usize, target: &str, error: DataFusionError) -> Result<()> {
+        if !is_retryable(&error) {
+            return Err(error.context(format!(
+                "source `{}`, replica {target}",
+                self.spelling.source
+            )));
+        }
+        self.replicas.report_failure(index, &error);
+        tracing::warn!(source = %self.spelling.source, replica = %target, error = %error, "fragment's replica failed mid-stream");
+        if self.spelling.resume.is_some() {
+            if self.last_key.is_some() {
+                self.counters.resumes.add(1);
+                self.replicas.count_resume();
+            } else {
+                self.counters.reruns.add(1);
+            }
+            return self.open(Some(index)).await;
+        }
+        if !self.emitting {
+            self.held.clear();
+            self.held_bytes = 0;
+            self.rows_read = 0;
+            self.counters.reruns.add(1);
+            return self.open(Some(index)).await;
+        }
+        Err(EngineError::NotResumable {
+            source_name: self.spelling.source.clone(),
+            replica: target.to_string(),
+            sql: self.spelling.sql.clone(),
+            why: format!(
+                "{} rows were already delivered and the fragment is not a scan of one table \
+                 read in key order (only those continue after the last row)",
+                self.rows_read
+            ),
+            error: error.to_string(),
+        }
+        .into())
+    }
+
+    /// Ends the stream with `error`, counted as a failed fragment.
+    fn fail(&mut self, error: DataFusionError) -> DataFusionError {
+        self.done = true;
+        self.current = None;
+        self.ready.clear();
+        self.held.clear();
+        self.replicas.count_failed();
+        error
     }
 }

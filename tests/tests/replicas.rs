@@ -1,0 +1,419 @@
+//! Replica sets under failure, against real servers started by the
+//! harness: replicas killed and paused before and during a fragment's
+//! stream, lagging replicas, sources down at start-up.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::AsArray;
+use arrow::datatypes::Int64Type;
+use datafusion::physical_plan::display::DisplayableExecutionPlan;
+use datafusion::physical_plan::{execute_stream, ExecutionPlan};
+use futures::StreamExt;
+use spar_engine::replica::ReplicaSettings;
+use spar_engine::{Engine, Policy, ServerSourceConfig, Session, SourceConfig};
+use spar_tests::harness::{MariaDbServer, PgServer};
+use spar_tests::rows;
+
+fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Rows in the big table: with rows of about 110 bytes, enough that what
+/// is left after the failure does not fit in the sockets' buffers (up to
+/// 32 MiB on loopback), so a paused server is seen to stall.
+const ROWS: i64 = 1_000_000;
+
+/// Short deadlines, so that a hung replica is given up on quickly, and a
+/// small resume buffer, so that the scan is read in key order and emits
+/// early.
+fn settings() -> ReplicaSettings {
+    ReplicaSettings {
+        connect_timeout: Duration::from_secs(2),
+        first_batch_timeout: Duration::from_secs(5),
+        stall_timeout: Duration::from_secs(2),
+        retry_deadline: Duration::from_secs(5),
+        health_check_interval: Duration::from_millis(200),
+        circuit_failures: 1,
+        circuit_backoff: Duration::from_millis(300),
+        max_staleness: None,
+        resume_buffer: 64 << 10,
+    }
+}
+
+async fn engine(source: SourceConfig) -> Engine {
+    ok(Engine::builder().with_source("src", source).build().await)
+}
+
+fn pg_source(urls: Vec<String>, settings: ReplicaSettings) -> SourceConfig {
+    SourceConfig::Postgres(
+        ServerSourceConfig::new(urls)
+            .with_policy(Policy::PrimaryFirst)
+            .with_settings(settings),
+    )
+}
+
+/// A PostgreSQL primary with the big table, and two streaming replicas.
+async fn pg_cluster() -> (PgServer, PgServer, PgServer) {
+    let primary = ok(PgServer::start().await);
+    ok(primary.create_database("shop").await);
+    ok(primary
+        .execute(
+            "shop",
+            &format!(
+                "CREATE TABLE big (id bigint PRIMARY KEY, v text NOT NULL);
+                 INSERT INTO big SELECT g, 'row ' || g || repeat('.', 100) FROM generate_series(1, {ROWS}) g;
+                 ANALYZE big;"
+            ),
+        )
+        .await);
+    let a = ok(primary.replica().await);
+    let b = ok(primary.replica().await);
+    (primary, a, b)
+}
+
+/// Reads `sql` (one BIGINT column first) to the end, calling `during`
+/// once after `after_rows` rows. Returns the values of the first column,
+/// and the plan (with its metrics) for EXPLAIN ANALYZE.
+async fn scan_with<F: FnOnce()>(
+    session: &Session,
+    sql: &str,
+    after_rows: usize,
+    during: F,
+) -> (Vec<i64>, Arc<dyn ExecutionPlan>) {
+    let df = ok(session.sql(sql).await);
+    let plan = ok(df.create_physical_plan().await);
+    let mut stream = ok(execute_stream(
+        Arc::clone(&plan),
+        session.context().task_ctx(),
+    ));
+    let mut ids = Vec::new();
+    let mut during = Some(during);
+    while let Some(batch) = stream.next().await {
+        let batch = ok(batch);
+        ids.extend(batch.column(0).as_primitive::<Int64Type>().values().iter());
+        if ids.len() >= after_rows {
+            if let Some(f) = during.take() {
+                eprintln!("failure injected after {} rows", ids.len());
+                f();
+            }
+        }
+    }
+    (ids, plan)
+}
+
+fn analyzed(plan: &Arc<dyn ExecutionPlan>) -> String {
+    DisplayableExecutionPlan::with_metrics(plan.as_ref())
+        .indent(true)
+        .to_string()
+}
+
+/// Every id from 1 to ROWS exactly once.
+fn assert_exactly_all(ids: &[i64]) {
+    assert_eq!(ids.len() as i64, ROWS, "row count");
+    let distinct: HashSet<i64> = ids.iter().copied().collect();
+    assert_eq!(distinct.len() as i64, ROWS, "repeated rows");
+    assert_eq!(
+        ids.iter().sum::<i64>(),
+        ROWS * (ROWS + 1) / 2,
+        "missing rows"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_scan_resumes_after_its_replica_is_killed_or_paused_mid_stream() {
+    let (primary, mut a, b) = pg_cluster().await;
+    let urls = vec![a.url("shop"), b.url("shop")];
+    let engine = engine(pg_source(urls, settings())).await;
+    let session = engine.session();
+    let sql = "SELECT id, v FROM src.public.big";
+
+    // Killed after 200,000 rows: the scan continues on the second replica
+    // after the last id delivered.
+    let mut target = Some(&mut a);
+    let (ids, plan) = scan_with(&session, sql, 200_000, || {
+        if let Some(a) = target.take() {
+            ok(a.kill());
+        }
+    })
+    .await;
+    assert_exactly_all(&ids);
+    let shown = analyzed(&plan);
+    assert!(shown.contains("resumes=1"), "{shown}");
+    assert!(shown.contains(&format!("{} -> ", a_target(&a))), "{shown}");
+    assert!(shown.contains("ORDER BY"), "read in key order: {shown}");
+
+    // Restarted, it comes back into rotation once its circuit's back-off
+    // has passed and a health check succeeds.
+    ok(a.restart().await);
+    ok(primary.wait_caught_up(&a).await);
+    let back = Instant::now();
+    loop {
+        let stats = engine.sources()[0].replica_set.as_ref().map(|r| r.stats());
+        let state = stats.map(|s| s.replicas[0].state).unwrap_or("unknown");
+        if state == "healthy" {
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(20), "still {state}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Paused (SIGSTOP) after 200,000 rows: the stall timeout gives up on
+    // it and the scan resumes on the other replica.
+    let started = Instant::now();
+    let (ids, plan) = scan_with(&session, sql, 200_000, || ok(a.pause())).await;
+    assert_exactly_all(&ids);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    let shown = analyzed(&plan);
+    assert!(shown.contains("resumes=1"), "{shown}");
+    ok(a.resume());
+    // Once it runs again, the abandoned statement is gone from it.
+    let gone = Instant::now();
+    loop {
+        let client = ok(a.connect("shop").await);
+        let running = ok(client
+            .query(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%spar_fragment%' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await);
+        let n: i64 = running.first().map(|r| r.get(0)).unwrap_or(-1);
+        if n == 0 {
+            break;
+        }
+        assert!(
+            gone.elapsed() < Duration::from_secs(20),
+            "{n} statements left"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(b);
+}
+
+fn a_target(server: &PgServer) -> String {
+    format!("127.0.0.1:{}/shop", server.port())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_hung_or_dead_replica_before_the_first_batch() {
+    let (_primary, a, mut b) = pg_cluster().await;
+    let urls = vec![a.url("shop"), b.url("shop")];
+    let engine = engine(pg_source(urls, settings())).await;
+    let session = engine.session();
+
+    // Paused before the query: the connect or first-batch deadline moves
+    // the fragment on, and the answer is whole.
+    ok(a.pause());
+    let started = Instant::now();
+    assert_eq!(
+        rows(&session, "SELECT count(*), sum(id) FROM src.public.big").await,
+        vec![format!("{ROWS}|{}", ROWS * (ROWS + 1) / 2)]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Its circuit is open now: the next query does not wait for it.
+    let started = Instant::now();
+    assert_eq!(
+        rows(&session, "SELECT count(*) FROM src.public.big").await,
+        vec![ROWS.to_string()]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "an open circuit was waited for: {:?}",
+        started.elapsed()
+    );
+
+    // Every replica down: a clear error within the deadline, naming each.
+    ok(b.kill());
+    let started = Instant::now();
+    let e = session
+        .sql("SELECT count(*) FROM src.public.big")
+        .await
+        .map(|df| df.collect());
+    let e = match e {
+        Ok(collect) => collect.await.err().map(|e| e.to_string()),
+        Err(e) => Some(e.to_string()),
+    }
+    .unwrap_or_default();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(e.contains("source `src` is unavailable"), "{e}");
+    assert!(
+        e.contains(&format!("127.0.0.1:{}/shop", a.port()))
+            && e.contains(&format!("127.0.0.1:{}/shop", b.port())),
+        "{e}"
+    );
+    ok(a.resume());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_replay_is_paused_beyond_max_staleness_gets_no_fragments() {
+    let (primary, a, b) = pg_cluster().await;
+    let urls = vec![a.url("shop"), b.url("shop")];
+    let engine = engine(pg_source(
+        urls,
+        ReplicaSettings {
+            max_staleness: Some(Duration::from_secs(1)),
+            ..settings()
+        },
+    ))
+    .await;
+    let session = engine.session();
+    ok(a.pause_replay().await);
+    ok(primary
+        .execute("shop", "INSERT INTO big VALUES (0, 'new')")
+        .await);
+    ok(primary.wait_caught_up(&b).await);
+    // Wait until a health check has seen the lag beyond one second.
+    let started = Instant::now();
+    loop {
+        let stats = engine.sources()[0].replica_set.as_ref().map(|r| r.stats());
+        if stats.is_some_and(|s| s.replicas[0].state == "lagging") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "never lagging");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // primary_first would pick `a`; it lags, so `b` (which has the new
+    // row) serves.
+    for _ in 0..3 {
+        assert_eq!(
+            rows(&session, "SELECT count(*) FROM src.public.big").await,
+            vec![(ROWS + 1).to_string()]
+        );
+    }
+    // Every replica lagging: the fragment fails and says so.
+    ok(b.pause_replay().await);
+    ok(primary
+        .execute("shop", "INSERT INTO big VALUES (-1, 'newer')")
+        .await);
+    let started = Instant::now();
+    loop {
+        let stats = engine.sources()[0].replica_set.as_ref().map(|r| r.stats());
+        if stats.is_some_and(|s| s.replicas.iter().all(|r| r.state == "lagging")) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "never lagging");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let e = match session.sql("SELECT count(*) FROM src.public.big").await {
+        Ok(df) => df.collect().await.err().map(|e| e.to_string()),
+        Err(e) => Some(e.to_string()),
+    }
+    .unwrap_or_default();
+    assert!(
+        e.contains("trails its primary") && e.contains("max_staleness 1s"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_scan_resumes_after_its_replica_is_killed_mid_stream() {
+    let primary = ok(MariaDbServer::start().await);
+    ok(primary.create_database("shop").await);
+    ok(primary
+        .execute(
+            "shop",
+            &format!(
+                "CREATE TABLE big (id BIGINT PRIMARY KEY, v VARCHAR(20) NOT NULL);
+                 SET SESSION max_recursive_iterations = {ROWS};
+                 INSERT INTO big WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {ROWS})
+                   SELECT n, CONCAT('row ', n) FROM g;"
+            ),
+        )
+        .await);
+    let mut replica = ok(primary.replica().await);
+    let urls = vec![replica.url("shop"), primary.url("shop")];
+    let engine = engine(SourceConfig::MySql(
+        ServerSourceConfig::new(urls).with_settings(settings()),
+    ))
+    .await;
+    let session = engine.session();
+    let replica_target = format!("127.0.0.1:{}/shop", replica.port());
+    let mut target = Some(&mut replica);
+    let (ids, plan) = scan_with(&session, "SELECT id, v FROM src.shop.big", 200_000, || {
+        if let Some(r) = target.take() {
+            ok(r.kill());
+        }
+    })
+    .await;
+    assert_exactly_all(&ids);
+    let shown = analyzed(&plan);
+    assert!(shown.contains("resumes=1"), "{shown}");
+    assert!(shown.contains(&format!("{replica_target} -> ")), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_down_at_start_up_does_not_take_spar_down() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let lite = spar_tests::sqlite_db(
+        dir.path(),
+        "lite.db",
+        "CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (7);",
+    );
+    let mut pg = ok(PgServer::start().await);
+    ok(pg.create_database("shop").await);
+    ok(pg
+        .execute(
+            "shop",
+            "CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1), (2);",
+        )
+        .await);
+    let url = pg.url("shop");
+    ok(pg.kill());
+    let engine = ok(Engine::builder()
+        .with_source(
+            "lite",
+            SourceConfig::Sqlite(spar_engine::SqliteSourceConfig::new([lite])),
+        )
+        .with_source("pg", pg_source(vec![url], settings()))
+        .with_search_path(["lite.main", "pg.public"])
+        .build()
+        .await);
+    let session = engine.session();
+    // Another source's tables work.
+    assert_eq!(rows(&session, "SELECT v FROM t").await, vec!["7"]);
+    // The down source's tables: an error naming the source and its replica.
+    let e = session
+        .sql("SELECT count(*) FROM pg.public.items")
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("source `pg` is unavailable") && e.contains(&format!("127.0.0.1:{}", pg.port())),
+        "{e}"
+    );
+    let e = session
+        .sql("SELECT count(*) FROM items")
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("source `pg` is unavailable"), "a bare name: {e}");
+    // Back up: the catalog is read on first use, and kept if it goes down
+    // again.
+    ok(pg.restart().await);
+    assert_eq!(
+        rows(&session, "SELECT count(*) FROM items").await,
+        vec!["2"]
+    );
+    ok(pg.kill());
+    let names = rows(
+        &session,
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'pg' AND table_schema = 'public'",
+    )
+    .await;
+    assert_eq!(names, vec!["items"]);
+}
