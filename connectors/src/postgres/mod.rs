@@ -89,7 +89,8 @@ impl PostgresConnector {
         let connect_timeout = match config.get_connect_timeout() {
             None => timeout,
             Some(t) if t.is_zero() => crate::MAX_CONNECT_TIMEOUT,
-            Some(t) => *t,
+            // Longer ones would overflow the clock's arithmetic.
+            Some(t) => (*t).min(crate::MAX_CONNECT_TIMEOUT),
         };
         config.connect_timeout(connect_timeout);
         let target = describe(&config);
