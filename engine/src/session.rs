@@ -436,7 +436,10 @@ fn rewrite_literal(e: &mut SqlExpr) {
 /// text needs no change.
 fn arrow_year(text: &str) -> Option<String> {
     let trimmed = text.trim();
-    let (body, bc) = match trimmed.len().checked_sub(3).map(|i| trimmed.split_at(i)) {
+    // `get` rather than slicing: the text is a user's literal, and its
+    // last three bytes may fall inside a multi-byte character.
+    let split = trimmed.len().checked_sub(3);
+    let (body, bc) = match split.and_then(|i| Some((trimmed.get(..i)?, trimmed.get(i..)?))) {
         Some((body, suffix)) if suffix.eq_ignore_ascii_case(" BC") => (body.trim_end(), true),
         _ => (trimmed, false),
     };
@@ -466,6 +469,9 @@ mod tests {
 
     #[test]
     fn postgres_years_read_as_arrow_reads_them() {
+        // A multi-byte character where the ` BC` suffix would be.
+        assert_eq!(arrow_year("1995-03-1\u{1F600}5"), None);
+        assert_eq!(arrow_year("\u{e9}\u{e9}"), None);
         assert_eq!(arrow_year("10000-01-01").as_deref(), Some("+10000-01-01"));
         assert_eq!(
             arrow_year("10000-01-01 12:00:00").as_deref(),
