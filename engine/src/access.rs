@@ -23,6 +23,7 @@ use datafusion::error::Result as DfResult;
 
 use crate::catalog::{SearchPathCatalog, DEFAULT_CATALOG};
 use crate::config::SchemaPath;
+use crate::system::SYSTEM_CATALOG;
 
 /// One part of a grant: a name, or `*` for any.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,12 +101,18 @@ impl Grant {
         }
     }
 
+    /// `*` matches every source but `system`, which only a grant that
+    /// names it opens: Spar's own state (replica addresses, their errors)
+    /// is not data.
     fn allows_source(&self, source: &str) -> bool {
-        self.source.matches(source)
+        match &self.source {
+            Part::Any => source != SYSTEM_CATALOG,
+            Part::Name(n) => n == source,
+        }
     }
 
     fn allows_schema(&self, source: &str, schema: &str) -> bool {
-        self.source.matches(source) && self.schema.matches(schema)
+        self.allows_source(source) && self.schema.matches(schema)
     }
 
     fn allows_table(&self, source: &str, schema: &str, table: &str) -> bool {
@@ -326,6 +333,12 @@ mod tests {
         assert!(access(&["*"]).allows_table("x", "y", "z"));
         assert!(access(&["*.*.orders"]).allows_table("x", "y", "orders"));
         assert!(!access(&[]).allows_source("sales"));
+        // Spar's own state needs a grant that names it.
+        assert!(!access(&["*"]).allows_table("system", "main", "replicas"));
+        assert!(!access(&["*.*.replicas"]).allows_table("system", "main", "replicas"));
+        assert!(access(&["system.*"]).allows_table("system", "main", "replicas"));
+        assert!(access(&["system.main.replicas"]).allows_table("system", "main", "replicas"));
+        assert!(!access(&["system.main.other"]).allows_table("system", "main", "replicas"));
     }
 
     #[test]

@@ -25,6 +25,7 @@ use spar_planner::SourceTable;
 use crate::config::{SchemaPath, SourceConfig};
 use crate::error::{EngineError, Result};
 use crate::replica::{ReplicaSet, ReplicaSettings};
+use crate::system::{SYSTEM_CATALOG, SYSTEM_SCHEMA};
 
 /// The hidden catalog that holds the search-path schema.
 pub const DEFAULT_CATALOG: &str = "spar";
@@ -282,7 +283,18 @@ impl CatalogProvider for SearchPathCatalog {
         vec![SEARCH_PATH_SCHEMA.to_string()]
     }
 
+    /// The search-path schema, and `system` for the two-part names of
+    /// the `system` catalog (`system.replicas`), as the catalog list this
+    /// catalog belongs to shows it (so a session's grants apply).
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if name == SYSTEM_CATALOG {
+            return self
+                .schema
+                .catalogs
+                .upgrade()?
+                .catalog(SYSTEM_CATALOG)?
+                .schema(SYSTEM_SCHEMA);
+        }
         (name == SEARCH_PATH_SCHEMA).then(|| Arc::clone(&self.schema) as Arc<dyn SchemaProvider>)
     }
 }

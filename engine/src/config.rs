@@ -35,7 +35,7 @@ use crate::replica::{Policy, ReplicaSettings};
 const KINDS: &str = "\"sqlite\", \"postgres\", \"mysql\", \"files\"";
 
 /// Names that sources cannot take: Spar uses them itself.
-pub const RESERVED_SOURCE_NAMES: &[&str] = &["spar", "information_schema"];
+pub const RESERVED_SOURCE_NAMES: &[&str] = &["spar", "information_schema", "system"];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default)]
@@ -426,6 +426,7 @@ struct RawSource {
     circuit_failures: Option<i64>,
     circuit_backoff: Option<String>,
     resume_buffer: Option<toml::Value>,
+    hedge_after: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -926,7 +927,7 @@ impl Validator<'_> {
 
 impl RawSource {
     /// The replica-set keys and whether each is present.
-    fn replica_keys(&self) -> [(&'static str, bool); 9] {
+    fn replica_keys(&self) -> [(&'static str, bool); 10] {
         [
             ("max_staleness", self.max_staleness.is_some()),
             ("connect_timeout", self.connect_timeout.is_some()),
@@ -940,6 +941,7 @@ impl RawSource {
             ("circuit_failures", self.circuit_failures.is_some()),
             ("circuit_backoff", self.circuit_backoff.is_some()),
             ("resume_buffer", self.resume_buffer.is_some()),
+            ("hedge_after", self.hedge_after.is_some()),
         ]
     }
 }
@@ -989,6 +991,11 @@ impl Validator<'_> {
                 None => d.resume_buffer,
                 Some(v) => self.bytes(&key("resume_buffer"), v)?,
             },
+            hedge_after: raw
+                .hedge_after
+                .as_ref()
+                .map(|v| v.parse().map_err(|e| self.err(key("hedge_after"), e)))
+                .transpose()?,
         })
     }
 }

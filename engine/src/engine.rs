@@ -9,14 +9,13 @@ use datafusion::catalog::{CatalogProviderList, MemoryCatalogProvider, MemoryCata
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use spar_planner::SparQueryPlanner;
 
 use crate::access::{Access, GrantedCatalogs};
 use crate::catalog::{
     discover, prepare_source, Prepared, SearchPathCatalog, SourceInfo, DEFAULT_CATALOG,
     SEARCH_PATH_SCHEMA,
 };
-use crate::config::{Config, SchemaPath, SourceConfig};
+use crate::config::{Config, SchemaPath, SourceConfig, RESERVED_SOURCE_NAMES};
 use crate::error::{EngineError, Result};
 use crate::session::Session;
 
@@ -48,6 +47,18 @@ struct Inner {
     discovery: tokio::sync::Mutex<()>,
 }
 
+/// An engine held weakly, by what the engine itself owns (the `system`
+/// catalog's tables), so that no cycle keeps it alive.
+#[derive(Debug, Clone)]
+pub(crate) struct WeakEngine(std::sync::Weak<Inner>);
+
+impl WeakEngine {
+    /// The engine, while it lives.
+    pub(crate) fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(|inner| Engine { inner })
+    }
+}
+
 /// What a session may read and how much memory its queries may hold.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
@@ -57,6 +68,9 @@ pub struct SessionOptions {
     /// buffer (sorts, joins, aggregates); `None` for no limit. A query that
     /// needs more fails with a "resources exhausted" error.
     pub memory_limit: Option<usize>,
+    /// Queries running longer are stopped (see
+    /// [`Session::set_statement_timeout`]); `None` for no limit.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Default for SessionOptions {
@@ -64,6 +78,7 @@ impl Default for SessionOptions {
         Self {
             access: Access::All,
             memory_limit: None,
+            statement_timeout: None,
         }
     }
 }
@@ -148,6 +163,11 @@ impl Engine {
                 discovery: tokio::sync::Mutex::new(()),
             }),
         };
+        let system = crate::system::catalog(WeakEngine(Arc::downgrade(&engine.inner)))?;
+        engine
+            .inner
+            .catalogs
+            .register_catalog(crate::system::SYSTEM_CATALOG.to_string(), system);
         for (name, source) in &config.sources {
             engine.add_source(name, source).await?;
         }
@@ -177,6 +197,13 @@ impl Engine {
     /// touch it run meanwhile. Fails only on settings no retry can fix (a
     /// malformed URL, unreadable TLS files).
     pub async fn add_source(&self, name: &str, source: &SourceConfig) -> Result<()> {
+        if name.is_empty() || RESERVED_SOURCE_NAMES.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(EngineError::Config {
+                origin: "configuration".into(),
+                key: format!("sources.{name}"),
+                message: format!("`{name}` cannot name a source; choose another name"),
+            });
+        }
         let prepared = Arc::new(prepare_source(name, source)?);
         if let Some(set) = &prepared.info.replica_set {
             set.start_health_checks();
@@ -332,11 +359,13 @@ impl Engine {
                 .build_arc()?,
         };
         let state = self.state_with(catalogs, runtime);
-        Ok(Session::new(
+        let session = Session::new(
             self.clone(),
             SessionContext::new_with_state(state),
             options.access,
-        ))
+        );
+        session.set_statement_timeout(options.statement_timeout);
+        Ok(session)
     }
 
     /// A DataFusion session state with Spar's catalogs, rules and planner.
@@ -368,7 +397,7 @@ impl Engine {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_catalog_list(catalogs)
-            .with_query_planner(Arc::new(SparQueryPlanner));
+            .with_query_planner(Arc::new(crate::exec::deadline::TimedQueryPlanner));
         for rule in spar_planner::spar_analyzer_rules() {
             builder = builder.with_analyzer_rule(rule);
         }

@@ -59,6 +59,14 @@ pub enum EngineError {
         error: String,
     },
 
+    /// The query ran longer than the session's `spar.statement_timeout`
+    /// and was stopped (its fragments' statements with it).
+    #[error("the query ran longer than spar.statement_timeout ({}) and was stopped; raise it with SET spar.statement_timeout = '…' (0 for no limit)", humantime::format_duration(*limit))]
+    StatementTimeout {
+        /// The timeout.
+        limit: std::time::Duration,
+    },
+
     /// A connector call failed.
     #[error("source `{source_name}`: {error}")]
     Connector {

@@ -15,6 +15,7 @@
 //!   breakers, deadlines, failover.
 //! - [`exec`]: [`FragmentExec`], the operator that runs a fragment.
 //! - [`error`]: the one error type, [`EngineError`].
+//! - [`system`]: the `system` catalog (`system.replicas`).
 //! - [`stack`]: deep expressions: the depth limit and deep stacks.
 //!
 //! # Example
@@ -44,6 +45,7 @@ pub mod exec;
 pub mod replica;
 pub mod session;
 pub mod stack;
+pub mod system;
 
 pub use access::{Access, Grant};
 pub use catalog::SourceInfo;
@@ -59,4 +61,6 @@ pub use session::Session;
 /// The connectors crate, for callers that talk to a source directly.
 pub use spar_connectors as connectors;
 pub use spar_connectors::file::{FileFormatKind, S3Options};
+/// A `spar.statement_timeout` value (`30s`; `0` for none).
+pub use spar_planner::Timeout;
 pub use stack::{MAX_EXPR_DEPTH, STACK_SIZE};

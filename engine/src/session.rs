@@ -8,7 +8,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, CastKind, DataType as SqlDataType, ExactNumberInfo, Expr as SqlExpr,
-    Statement as SqlStatement, Value,
+    Ident, ObjectName, Set, Statement as SqlStatement, Value,
 };
 
 use crate::access::Access;
@@ -16,6 +16,7 @@ use crate::catalog::{DEFAULT_CATALOG, SEARCH_PATH_SCHEMA};
 use crate::config::list_or_none;
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
+use crate::system::SYSTEM_CATALOG;
 
 /// One user's session: its own settings (`SET ...`), the engine's sources.
 ///
@@ -94,6 +95,7 @@ impl Session {
         crate::stack::check_depth(&statement, crate::MAX_EXPR_DEPTH)?;
         let mut statement = statement;
         read_literals(&mut statement);
+        postgres_setting_names(&mut statement);
         let state = self.ctx.state();
         for reference in state.resolve_table_references(&statement)? {
             // `generate_series(…)` and other table functions are not tables.
@@ -147,6 +149,36 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Stops this session's queries that run longer than `limit` (`None`
+    /// for no limit) with [`EngineError::StatementTimeout`]; the same as
+    /// `SET spar.statement_timeout = '30s'`. A query's time counts from
+    /// when it starts running (`collect`, `execute_stream`), and the
+    /// statements its fragments sent to sources are cancelled with it.
+    pub fn set_statement_timeout(&self, limit: Option<std::time::Duration>) {
+        let state = self.ctx.state_ref();
+        let mut state = state.write();
+        if let Some(options) = state
+            .config_mut()
+            .options_mut()
+            .extensions
+            .get_mut::<spar_planner::SparOptions>()
+        {
+            options.statement_timeout = spar_planner::Timeout(limit);
+        }
+    }
+
+    /// The session's statement timeout (see
+    /// [`Self::set_statement_timeout`]).
+    pub fn statement_timeout(&self) -> Option<std::time::Duration> {
+        self.ctx
+            .state()
+            .config()
+            .options()
+            .extensions
+            .get::<spar_planner::SparOptions>()
+            .and_then(|o| o.statement_timeout.0)
     }
 
     /// The DataFusion context behind this session, for settings and
@@ -248,6 +280,22 @@ impl Session {
             TableReference::Partial { schema, table } => {
                 if schema.as_ref() == "information_schema" {
                     return Ok(());
+                }
+                if schema.as_ref() == SYSTEM_CATALOG {
+                    let system = catalogs
+                        .catalog(DEFAULT_CATALOG)
+                        .and_then(|c| c.schema(SYSTEM_CATALOG));
+                    if system.as_ref().is_some_and(|s| s.table_exist(table)) {
+                        return Ok(());
+                    }
+                    if let Some(s) = system {
+                        let names = s.table_names();
+                        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                        return Err(unknown(format!(
+                            "`system` has tables {}.",
+                            list_or_none(&names)
+                        )));
+                    }
                 }
                 let found_in = self.qualified_candidates(table);
                 let also = if found_in.is_empty() {
@@ -427,6 +475,23 @@ fn rewrite_literal(e: &mut SqlExpr) {
     if let Value::SingleQuotedString(text) = date_text {
         if let Some(arrow) = arrow_year(text) {
             *text = arrow;
+        }
+    }
+}
+
+/// `SET statement_timeout = …` as PostgreSQL spells it sets
+/// `spar.statement_timeout`.
+fn postgres_setting_names(statement: &mut Statement) {
+    let Statement::Statement(s) = statement else {
+        return;
+    };
+    if let SqlStatement::Set(Set::SingleAssignment { variable, .. }) = s.as_mut() {
+        if variable.0.len() == 1
+            && variable
+                .to_string()
+                .eq_ignore_ascii_case("statement_timeout")
+        {
+            *variable = ObjectName::from(vec![Ident::new("spar"), Ident::new("statement_timeout")]);
         }
     }
 }

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use datafusion::optimizer::{AnalyzerRule, OptimizerRule};
 
 pub use fragment::{Fragment, FragmentRunner};
-pub use options::SparOptions;
+pub use options::{SparOptions, Timeout};
 pub use pad_space::PadSpace;
 pub use physical::SparQueryPlanner;
 pub use push_down_fragments::PushDownFragments;

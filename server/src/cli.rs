@@ -76,6 +76,9 @@ struct QueryArgs {
     /// Read the SQL from this file.
     #[arg(short = 'f', long, conflicts_with = "sql")]
     file: Option<PathBuf>,
+    /// Stop a statement that runs longer than this (30s, 2m, 500ms; 0 for no limit).
+    #[arg(long, value_name = "DURATION", default_value = "0")]
+    statement_timeout: spar_engine::Timeout,
     /// The SQL to run; several statements may be separated by `;`.
     sql: Option<String>,
 }
@@ -94,6 +97,15 @@ struct ShellArgs {
     /// PEM file of the CA that signed the server's certificate (default: the system's roots).
     #[arg(long, requires = "connect", value_name = "FILE")]
     ca: Option<PathBuf>,
+    /// Stop a statement that runs longer than this (30s, 2m, 500ms; 0 for no limit).
+    /// Local engine only: a server applies its own server.limits.query_timeout.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "0",
+        conflicts_with = "connect"
+    )]
+    statement_timeout: spar_engine::Timeout,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +119,9 @@ struct DemoArgs {
     /// Output format for --query.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Stop a statement that runs longer than this (30s, 2m, 500ms; 0 for no limit).
+    #[arg(long, value_name = "DURATION", default_value = "0")]
+    statement_timeout: spar_engine::Timeout,
 }
 
 /// Runs the command line; errors are printed to stderr.
@@ -143,7 +158,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn shell(runtime: &Runtime, args: ShellArgs) -> Result<(), CliError> {
     let Some(url) = args.connect else {
-        let session = open_engine(runtime, &args.config)?;
+        let session = open_engine(runtime, &args.config, args.statement_timeout)?;
         return crate::shell::run(runtime, &Backend::Local(session));
     };
     let password = match &args.user {
@@ -267,9 +282,15 @@ fn init_logging(filter: &str, format: LogFormat) {
     };
 }
 
-fn open_engine(runtime: &Runtime, config: &std::path::Path) -> Result<Session, CliError> {
+fn open_engine(
+    runtime: &Runtime,
+    config: &std::path::Path,
+    statement_timeout: spar_engine::Timeout,
+) -> Result<Session, CliError> {
     let engine = runtime.block_on(Engine::from_file(config))?;
-    Ok(engine.session())
+    let session = engine.session();
+    session.set_statement_timeout(statement_timeout.0);
+    Ok(session)
 }
 
 fn query(runtime: &Runtime, args: QueryArgs) -> Result<(), CliError> {
@@ -293,7 +314,7 @@ fn query(runtime: &Runtime, args: QueryArgs) -> Result<(), CliError> {
             sql
         }
     };
-    let session = open_engine(runtime, &args.config)?;
+    let session = open_engine(runtime, &args.config, args.statement_timeout)?;
     runtime.block_on(run_sql(
         &session,
         &sql,
@@ -304,7 +325,7 @@ fn query(runtime: &Runtime, args: QueryArgs) -> Result<(), CliError> {
 
 fn demo(runtime: &Runtime, args: DemoArgs) -> Result<(), CliError> {
     let config = crate::demo::prepare(&args.dir)?;
-    let session = open_engine(runtime, &config)?;
+    let session = open_engine(runtime, &config, args.statement_timeout)?;
     match args.query {
         Some(sql) => runtime.block_on(run_sql(
             &session,

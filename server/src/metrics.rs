@@ -11,11 +11,12 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use spar_engine::Engine;
 use tonic::Code;
@@ -167,7 +168,7 @@ impl Collector for SourceCollector {
             .into_iter()
             .filter_map(|s| s.replica_set.map(|r| (s.name, r.stats())))
             .collect();
-        let counters: [(&str, &str, StatOf); 5] = [
+        let counters: [(&str, &str, StatOf); 8] = [
             ("spar_fragments", "Fragments run, by source", |s| s.fragments),
             (
                 "spar_fragment_attempts",
@@ -188,6 +189,21 @@ impl Collector for SourceCollector {
                 "spar_fragment_errors",
                 "Fragments that failed on every replica or with an error no replica would fix, by source",
                 |s| s.failed,
+            ),
+            (
+                "spar_fragment_hedges",
+                "Second attempts started because a fragment had no first batch after hedge_after, by source",
+                |s| s.hedges,
+            ),
+            (
+                "spar_fragment_hedges_won",
+                "Fragments served by their hedge (it delivered first), by source",
+                |s| s.hedges_won,
+            ),
+            (
+                "spar_fragment_hedges_lost",
+                "Hedges cancelled because the attempt they hedged delivered first, by source",
+                |s| s.hedges_lost,
             ),
         ];
         for (name, help, value) in counters {
@@ -215,7 +231,35 @@ impl Collector for SourceCollector {
                 ConstGauge::new(up).encode(family.encode_family(&labels)?)?;
             }
         }
+        let mut family = encoder.encode_descriptor(
+            "spar_replica_first_batch_seconds",
+            "Time from sending a fragment to its first batch (or its end), by replica",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (source, s) in &stats {
+            for replica in &s.replicas {
+                let labels: Labels = vec![
+                    ("source".into(), source.clone()),
+                    ("replica".into(), replica.target.clone()),
+                ];
+                FixedHistogram(&replica.first_batch).encode(family.encode_family(&labels)?)?;
+            }
+        }
         Ok(())
+    }
+}
+
+/// A histogram read from the engine at scrape time.
+struct FixedHistogram<'a>(&'a spar_engine::replica::HistogramSnapshot);
+
+impl EncodeMetric for FixedHistogram<'_> {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<NoLabelSet>(self.0.sum, self.0.count, &self.0.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 

@@ -730,3 +730,44 @@ fn deep_expressions_answer_or_are_refused_without_ending_the_process() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn statement_timeout_stops_long_queries_in_query_and_shell() {
+    // Billions of generated rows: far longer than the timeouts below.
+    let slow = "SELECT count(*) FROM generate_series(1, 3000000000)";
+    let out = spar()
+        .args(["query", "--statement-timeout", "300ms", "-c"])
+        .arg(demo_dir().join("spar.toml"))
+        .arg(slow)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("ran longer than spar.statement_timeout (300ms)"),
+        "{stderr}"
+    );
+    let out = spar()
+        .args(["query", "--statement-timeout", "soon", "-c"])
+        .arg(demo_dir().join("spar.toml"))
+        .arg("SELECT 1")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("expected a duration such as 30s"),
+        "{stderr}"
+    );
+
+    // In the shell, as PostgreSQL spells it; the shell goes on after it.
+    let out = shell(&format!(
+        "SET statement_timeout = '300ms';\n{slow};\nSET statement_timeout = 0;\nSELECT 40 + 2 AS answer;\n"
+    ));
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("ERROR: ") && stderr.contains("spar.statement_timeout (300ms)"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("| 42     |"), "{stdout}");
+}

@@ -1,7 +1,7 @@
 //! `spar serve` for tests: started in-process on 127.0.0.1:0 over two
 //! SQLite sources (`sales`: orders, secrets; `crm`: customers), with users
-//! `ann` (password `ann-pw`, every table) and `olly` (`olly-pw`, only
-//! `sales.main.orders`).
+//! `ann` (password `ann-pw`, every table), `olly` (`olly-pw`, only
+//! `sales.main.orders`) and `ops` (`ops-pw`, only the `system` catalog).
 
 use std::time::Duration;
 
@@ -77,6 +77,7 @@ async fn start_full(server: &str, sources: &str, tls: Option<(&mut TestCa, bool)
     sqlite_db(dir.path(), "crm.db", CRM);
     let ann = ok(spar_server::flight::hash_password("ann-pw"));
     let olly = ok(spar_server::flight::hash_password("olly-pw"));
+    let ops = ok(spar_server::flight::hash_password("ops-pw"));
     let (tls_toml, client_tls) = match tls {
         None => (String::new(), None),
         Some((ca, mutual)) => {
@@ -133,6 +134,10 @@ grants = ["*"]
 name = "olly"
 password_hash = "{olly}"
 grants = ["sales.main.orders"]
+[[users]]
+name = "ops"
+password_hash = "{ops}"
+grants = ["system.*"]
 "#
     );
     let config = ok(Config::from_toml(&toml, "spar.toml", dir.path()));

@@ -436,7 +436,7 @@ async fn grants_limit_what_a_session_sees() {
     let session = engine
         .session_with(spar_engine::SessionOptions {
             access: spar_engine::Access::grants("ann", grants),
-            memory_limit: None,
+            ..Default::default()
         })
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(rows(&session, "SELECT count(*) FROM orders").await, ["2"]);
@@ -476,4 +476,180 @@ async fn grants_limit_what_a_session_sees() {
         rows(&engine.session(), "SELECT count(*) FROM secrets").await,
         ["0"]
     );
+}
+
+#[tokio::test]
+async fn system_replicas_shows_every_replica_and_needs_its_own_grant() {
+    let dir = tempdir();
+    let good = sqlite_db(
+        dir.path(),
+        "good.db",
+        "CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (7);",
+    );
+    let gone = dir.path().join("gone.db");
+    std::fs::copy(&good, &gone).unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::builder()
+        .with_source(
+            "s",
+            SourceConfig::Sqlite(
+                SqliteSourceConfig::new([gone.clone(), good])
+                    .with_policy(Policy::PrimaryFirst)
+                    .with_settings(spar_engine::ReplicaSettings {
+                        circuit_failures: 1,
+                        circuit_backoff: std::time::Duration::from_secs(30),
+                        ..Default::default()
+                    }),
+            ),
+        )
+        .with_search_path(["s.main"])
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(&gone).unwrap_or_else(|e| panic!("{e}"));
+    let session = engine.session();
+    assert_eq!(rows(&session, "SELECT v FROM t").await, ["7"]);
+    // One row per replica; the failed one names its error. Two-part and
+    // three-part names are the same table.
+    let shown = rows(
+        &session,
+        "SELECT source, replica LIKE '%gone.db' AS first, state, failures > 0, last_error IS NOT NULL, changed_at <= now()
+         FROM system.replicas ORDER BY first DESC",
+    )
+    .await;
+    assert_eq!(
+        shown,
+        [
+            "s|true|open|true|true|true",
+            "s|false|healthy|false|false|true"
+        ]
+    );
+    assert_eq!(
+        rows(&session, "SELECT count(*) FROM system.main.replicas").await,
+        ["2"]
+    );
+    let error = rows(
+        &session,
+        "SELECT last_error FROM system.replicas WHERE state = 'open'",
+    )
+    .await;
+    assert!(error[0].contains("gone.db"), "{error:?}");
+
+    // `*` is every source's data, not Spar's own state.
+    let everything = vec![spar_engine::Grant::everything()];
+    let user = engine
+        .session_with(spar_engine::SessionOptions {
+            access: spar_engine::Access::grants("ann", everything.clone()),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rows(&user, "SELECT v FROM t").await, ["7"]);
+    for sql in [
+        "SELECT * FROM system.replicas",
+        "SELECT * FROM system.main.replicas",
+    ] {
+        let e = user
+            .sql(sql)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("not found"), "{sql}: {e}");
+    }
+    assert_eq!(
+        rows(
+            &user,
+            "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'system'"
+        )
+        .await,
+        ["0"]
+    );
+    let mut granted = everything;
+    granted.push(spar_engine::Grant::parse("system.*").unwrap_or_else(|e| panic!("{e}")));
+    let operator = engine
+        .session_with(spar_engine::SessionOptions {
+            access: spar_engine::Access::grants("ops", granted),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        rows(&operator, "SELECT count(*) FROM system.replicas").await,
+        ["2"]
+    );
+
+    // `system` is reserved.
+    let e = engine
+        .register_source(
+            "system",
+            &SourceConfig::Sqlite(SqliteSourceConfig::new([dir.path().join("x.db")])),
+        )
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("`system` cannot name a source"), "{e}");
+}
+
+/// A query that takes far longer than the timeouts below (billions of
+/// generated rows), and finishes if they do not stop it.
+const SLOW: &str = "SELECT count(*) FROM generate_series(1, 3000000000)";
+
+#[tokio::test]
+async fn statement_timeout_stops_a_query_in_the_api_and_in_sql() {
+    let engine = Engine::builder()
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let session = engine.session();
+    let run = |session: spar_engine::Session, sql: &'static str| async move {
+        let df = session.sql(sql).await?;
+        df.collect().await.map_err(EngineError::from)
+    };
+    session.set_statement_timeout(Some(std::time::Duration::from_millis(300)));
+    assert_eq!(
+        session.statement_timeout(),
+        Some(std::time::Duration::from_millis(300))
+    );
+    let e = run(session.clone(), SLOW)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("ran longer than spar.statement_timeout (300ms)"),
+        "{e}"
+    );
+    // Short queries are unaffected; 0 lifts the limit.
+    assert_eq!(rows(&session, "SELECT 1").await, ["1"]);
+    assert_eq!(
+        rows(&session, "SET spar.statement_timeout = 0").await.len(),
+        0
+    );
+    assert_eq!(session.statement_timeout(), None);
+    // PostgreSQL's spelling sets the same thing.
+    rows(&session, "SET statement_timeout = '250ms'").await;
+    assert_eq!(
+        session.statement_timeout(),
+        Some(std::time::Duration::from_millis(250))
+    );
+    let e = run(session.clone(), SLOW)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("(250ms)"), "{e}");
+    // A bad value is refused with what is expected.
+    let e = run(session.clone(), "SET spar.statement_timeout = 'soon'")
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("expected a duration such as 30s"), "{e}");
+    // Sessions made with options start with the timeout.
+    let timed = engine
+        .session_with(spar_engine::SessionOptions {
+            statement_timeout: Some(std::time::Duration::from_millis(200)),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(run(timed, SLOW).await.is_err());
 }

@@ -878,6 +878,10 @@ async fn metrics_and_health_are_served() {
         "spar_fragments_total{source=\"sales\"}",
         "spar_fragments_total{source=\"crm\"}",
         "spar_replica_up{source=\"sales\",replica=",
+        "spar_fragment_hedges_total{source=\"sales\"} 0",
+        "spar_fragment_hedges_won_total{source=\"sales\"} 0",
+        "spar_replica_first_batch_seconds_count{source=\"sales\",replica=",
+        "spar_replica_first_batch_seconds_bucket{",
     ] {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
     }
@@ -1191,5 +1195,30 @@ async fn metrics_can_require_a_token() {
         .metrics_text("/health")
         .await
         .starts_with("HTTP/1.1 200"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn system_replicas_needs_a_grant_that_names_it() {
+    let server = start("").await;
+    // `ann` may read every source (`*`), but not Spar's own state.
+    let mut ann = server.client("ann", "ann-pw").await;
+    let catalogs = ok(ann.get_catalogs().await);
+    assert_eq!(lines(&fetch(&mut ann, catalogs).await), ["crm", "sales"]);
+    let mut raw = connect_raw(&server, Some(&token_of(&ann))).await;
+    assert_code(
+        raw.query("SELECT * FROM system.replicas").await,
+        Code::NotFound,
+        "not found",
+    );
+    // `ops` holds `system.*`.
+    let mut ops = server.client("ops", "ops-pw").await;
+    let catalogs = ok(ops.get_catalogs().await);
+    assert_eq!(lines(&fetch(&mut ops, catalogs).await), ["system"]);
+    let mut raw = connect_raw(&server, Some(&token_of(&ops))).await;
+    let replicas = ok(raw
+        .query("SELECT source, state, replica LIKE 'sqlite:%' FROM system.replicas ORDER BY source")
+        .await);
+    assert_eq!(lines(&replicas), ["crm|healthy|true", "sales|healthy|true"]);
     server.stop().await;
 }

@@ -39,6 +39,7 @@ fn settings() -> ReplicaSettings {
         circuit_backoff: Duration::from_millis(300),
         max_staleness: None,
         resume_buffer: 64 << 10,
+        hedge_after: None,
     }
 }
 
@@ -56,6 +57,14 @@ fn pg_source(urls: Vec<String>, settings: ReplicaSettings) -> SourceConfig {
 
 /// A PostgreSQL primary with the big table, and two streaming replicas.
 async fn pg_cluster() -> (PgServer, PgServer, PgServer) {
+    let primary = pg_primary().await;
+    let a = ok(primary.replica().await);
+    let b = ok(primary.replica().await);
+    (primary, a, b)
+}
+
+/// A PostgreSQL server with the big table.
+async fn pg_primary() -> PgServer {
     let primary = ok(PgServer::start().await);
     ok(primary.create_database("shop").await);
     ok(primary
@@ -68,9 +77,7 @@ async fn pg_cluster() -> (PgServer, PgServer, PgServer) {
             ),
         )
         .await);
-    let a = ok(primary.replica().await);
-    let b = ok(primary.replica().await);
-    (primary, a, b)
+    primary
 }
 
 /// Reads `sql` (one BIGINT column first) to the end, calling `during`
@@ -144,18 +151,27 @@ async fn postgres_scan_resumes_after_its_replica_is_killed_or_paused_mid_stream(
     assert!(shown.contains(&format!("{} -> ", a_target(&a))), "{shown}");
     assert!(shown.contains("ORDER BY"), "read in key order: {shown}");
 
+    // While it is down, system.replicas shows its circuit open and why.
+    let state_of_a = format!(
+        "SELECT state, role, failures > 0, last_error IS NOT NULL FROM system.replicas WHERE replica LIKE '%{}%'",
+        a_target(&a)
+    );
+    let down = rows(&session, &state_of_a).await;
+    assert!(
+        down == ["open|replica|true|true"] || down == ["half-open|replica|true|true"],
+        "{down:?}"
+    );
     // Restarted, it comes back into rotation once its circuit's back-off
     // has passed and a health check succeeds.
     ok(a.restart().await);
     ok(primary.wait_caught_up(&a).await);
     let back = Instant::now();
     loop {
-        let stats = engine.sources()[0].replica_set.as_ref().map(|r| r.stats());
-        let state = stats.map(|s| s.replicas[0].state).unwrap_or("unknown");
-        if state == "healthy" {
+        let state = rows(&session, &state_of_a).await;
+        if state[0].starts_with("healthy|replica|") {
             break;
         }
-        assert!(back.elapsed() < Duration::from_secs(20), "still {state}");
+        assert!(back.elapsed() < Duration::from_secs(20), "still {state:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -173,9 +189,16 @@ async fn postgres_scan_resumes_after_its_replica_is_killed_or_paused_mid_stream(
     assert!(shown.contains("resumes=1"), "{shown}");
     ok(a.resume());
     // Once it runs again, the abandoned statement is gone from it.
+    wait_no_fragments(&a).await;
+    drop(b);
+}
+
+/// Statements of Spar's fragments running on `server` (after it runs
+/// again), waited for until none is left.
+async fn wait_no_fragments(server: &PgServer) {
     let gone = Instant::now();
     loop {
-        let client = ok(a.connect("shop").await);
+        let client = ok(server.connect("shop").await);
         let running = ok(client
             .query(
                 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%spar_fragment%' AND pid <> pg_backend_pid()",
@@ -184,7 +207,7 @@ async fn postgres_scan_resumes_after_its_replica_is_killed_or_paused_mid_stream(
             .await);
         let n: i64 = running.first().map(|r| r.get(0)).unwrap_or(-1);
         if n == 0 {
-            break;
+            return;
         }
         assert!(
             gone.elapsed() < Duration::from_secs(20),
@@ -192,7 +215,50 @@ async fn postgres_scan_resumes_after_its_replica_is_killed_or_paused_mid_stream(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_stops_a_stalled_query_and_its_statement() {
+    let a = pg_primary().await;
+    // Deadlines of the replica set far beyond the statement timeout: only
+    // the statement timeout can stop the query.
+    let patient = ReplicaSettings {
+        stall_timeout: Duration::from_secs(600),
+        first_batch_timeout: Duration::from_secs(600),
+        ..settings()
+    };
+    let engine = engine(pg_source(vec![a.url("shop")], patient)).await;
+    let session = engine.session();
+    session.set_statement_timeout(Some(Duration::from_secs(3)));
+    let df = ok(session.sql("SELECT id, v FROM src.public.big").await);
+    let mut stream = ok(df.execute_stream().await);
+    let mut delivered = 0;
+    let mut error = None;
+    while let Some(batch) = stream.next().await {
+        match batch {
+            Ok(b) => {
+                delivered += b.num_rows();
+                if delivered >= 100_000 && error.is_none() {
+                    ok(a.pause());
+                    error = Some(String::new());
+                }
+            }
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    drop(stream);
+    ok(a.resume());
+    let error = error.unwrap_or_default();
+    assert!((delivered as i64) < ROWS, "the scan finished: {delivered}");
+    assert!(
+        error.contains("ran longer than spar.statement_timeout (3s)"),
+        "{error}"
+    );
+    // The statement stopped on the server too.
+    wait_no_fragments(&a).await;
 }
 
 fn a_target(server: &PgServer) -> String {

@@ -289,6 +289,7 @@ fn reads_failover_settings_with_defaults() -> Result<()> {
         circuit_backoff = "250ms"
         max_staleness = "30s"
         resume_buffer = "1MiB"
+        hedge_after = "p95"
         [sources.lite]
         kind = "sqlite"
         replicas = ["a.db"]
@@ -310,6 +311,7 @@ fn reads_failover_settings_with_defaults() -> Result<()> {
             circuit_backoff: ms(250),
             max_staleness: Some(ms(30_000)),
             resume_buffer: 1 << 20,
+            hedge_after: Some(crate::replica::HedgeAfter::Percentile(95.0)),
         }
     );
     let SourceConfig::Sqlite(lite) = &c.sources["lite"] else {
@@ -342,6 +344,11 @@ fn failover_setting_errors_name_the_key() {
             "resume_buffer = \"lots\"",
             "sources.pg.resume_buffer",
             "positive size",
+        ),
+        (
+            "hedge_after = \"p100\"",
+            "sources.pg.hedge_after",
+            "a percentile of recent times to first batch",
         ),
     ] {
         let e = error(&format!("{source}{line}\n"));

@@ -19,11 +19,13 @@
 //! [`ReplicaSet::report_failure`].
 
 mod health;
+mod latency;
 mod settings;
 mod stall;
 
 pub use health::Circuit;
-pub use settings::{ReplicaSettings, MAX_CIRCUIT_BACKOFF};
+pub use latency::{HistogramSnapshot, FIRST_BATCH_BUCKETS};
+pub use settings::{HedgeAfter, ReplicaSettings, MAX_CIRCUIT_BACKOFF};
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -34,12 +36,14 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use spar_connectors::error::find_connector_error;
 use spar_connectors::{Connector, ConnectorError, ReplicaRole};
 
 use crate::error::EngineError;
 use health::Health;
+use latency::{LatencyHistogram, RecentLatencies};
 use stall::StallGuarded;
 
 /// How a replica set orders its replicas for each fragment.
@@ -86,6 +90,8 @@ struct Inner {
     /// Round-robin cursor; shared by all fragments of the source.
     next: AtomicUsize,
     counters: Counters,
+    /// The source's recent times to first batch (for `hedge_after = "p95"`).
+    recent: RecentLatencies,
 }
 
 /// Counters for `/metrics` and `system.replicas`, shared by every fragment
@@ -97,6 +103,9 @@ struct Counters {
     failovers: AtomicU64,
     resumes: AtomicU64,
     failed: AtomicU64,
+    hedges: AtomicU64,
+    hedges_won: AtomicU64,
+    hedges_lost: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -108,6 +117,8 @@ struct Replica {
     /// Fragments reading from this replica now.
     in_flight: Arc<AtomicUsize>,
     health: Health,
+    /// Every time to first batch measured here.
+    first_batch: LatencyHistogram,
 }
 
 /// How one replica is doing, for `system.replicas` and `/metrics`.
@@ -131,6 +142,8 @@ pub struct ReplicaReport {
     pub last_error: Option<String>,
     /// When the state last changed.
     pub changed_at: SystemTime,
+    /// Times to first batch of the fragments it served.
+    pub first_batch: HistogramSnapshot,
 }
 
 /// A source's fragment counters and its replicas' state.
@@ -147,6 +160,13 @@ pub struct ReplicaSetStats {
     pub resumes: u64,
     /// Fragments that failed on every replica or with a non-retryable error.
     pub failed: u64,
+    /// Second attempts started because the first had no batch after
+    /// `hedge_after`.
+    pub hedges: u64,
+    /// Fragments that a hedge served (it delivered first).
+    pub hedges_won: u64,
+    /// Hedges cancelled because the attempt they hedged delivered first.
+    pub hedges_lost: u64,
     /// Each replica's state.
     pub replicas: Vec<ReplicaReport>,
 }
@@ -157,8 +177,12 @@ pub struct Opened {
     pub replica: String,
     /// Its position in the set (for [`ReplicaSet::report_failure`]).
     pub index: usize,
-    /// Attempts made before this one succeeded.
+    /// Attempts started for the fragment, this one included.
+    pub attempts: usize,
+    /// Attempts that failed before this one succeeded.
     pub failovers: usize,
+    /// Hedges started while opening (see [`ReplicaSettings::hedge_after`]).
+    pub hedges: usize,
     /// The first item, already read (`None` for an empty result).
     pub first: Option<Result<RecordBatch>>,
     /// The rest of the stream; it fails with a retryable error when the
@@ -213,6 +237,7 @@ impl ReplicaSet {
                 latency_micros: AtomicU64::new(0),
                 in_flight: Arc::new(AtomicUsize::new(0)),
                 health: Health::default(),
+                first_batch: LatencyHistogram::default(),
             })
             .collect();
         Self {
@@ -223,6 +248,7 @@ impl ReplicaSet {
                 settings,
                 next: AtomicUsize::new(0),
                 counters: Counters::default(),
+                recent: RecentLatencies::default(),
             }),
         }
     }
@@ -242,6 +268,9 @@ impl ReplicaSet {
             failovers: c.failovers.load(Ordering::Relaxed),
             resumes: c.resumes.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
+            hedges: c.hedges.load(Ordering::Relaxed),
+            hedges_won: c.hedges_won.load(Ordering::Relaxed),
+            hedges_lost: c.hedges_lost.load(Ordering::Relaxed),
             replicas: i.replicas.iter().map(Replica::report).collect(),
         }
     }
@@ -395,6 +424,10 @@ impl ReplicaSet {
         let mut pause = FIRST_RETRY_PAUSE;
         let mut first_failure: Option<Instant> = None;
         let mut failovers = 0;
+        let mut hedges = 0;
+        // Attempts started in earlier rounds.
+        let mut admitted_total = 0;
+        let hedge_after = self.hedge_delay();
         // The last failure of each replica in this fragment.
         let mut errors: Vec<Option<String>> = vec![None; self.inner.replicas.len()];
         loop {
@@ -408,24 +441,72 @@ impl ReplicaSet {
             if first_failure.is_none() {
                 self.probe_if_all_open(&order);
             }
+            let mut order = order.into_iter();
             let mut admitted = 0;
-            for i in order {
+            // At most two attempts at once: the one under way and its hedge.
+            let mut running = FuturesUnordered::new();
+            let mut hedge_timer = None;
+            let mut can_hedge = hedge_after;
+            loop {
+                if running.is_empty() {
+                    let Some(i) = self.next_admitted(&mut order) else {
+                        break;
+                    };
+                    admitted += 1;
+                    running.push(self.attempt_as(i, sql, Arc::clone(&schema), false));
+                }
+                if running.len() == 1 && hedge_timer.is_none() {
+                    hedge_timer = can_hedge.map(|d| Box::pin(tokio::time::sleep(d)));
+                }
+                let finished = match hedge_timer.as_mut() {
+                    Some(timer) if running.len() == 1 => tokio::select! {
+                        finished = running.next() => finished,
+                        () = timer => {
+                            // The first batch is late: start a hedge.
+                            hedge_timer = None;
+                            match self.next_admitted(&mut order) {
+                                Some(i) => {
+                                    admitted += 1;
+                                    hedges += 1;
+                                    self.inner.counters.hedges.fetch_add(1, Ordering::Relaxed);
+                                    tracing::info!(source = %self.inner.source, replica = %self.inner.replicas[i].connector.target(), "no first batch yet; hedging on another replica");
+                                    running.push(self.attempt_as(i, sql, Arc::clone(&schema), true));
+                                }
+                                // No replica left to hedge on this round.
+                                None => can_hedge = None,
+                            }
+                            continue;
+                        }
+                    },
+                    _ => running.next().await,
+                };
+                let Some((i, hedge, result)) = finished else {
+                    break;
+                };
                 let replica = &self.inner.replicas[i];
-                if replica.health.is_lagging() {
-                    continue;
-                }
-                if !replica.health.admit(Instant::now(), settings) {
-                    continue;
-                }
-                admitted += 1;
-                match self.attempt(i, sql, Arc::clone(&schema)).await {
+                match result {
                     Ok(mut opened) => {
+                        if hedge {
+                            self.inner
+                                .counters
+                                .hedges_won
+                                .fetch_add(1, Ordering::Relaxed);
+                        } else if hedges > 0 && !running.is_empty() {
+                            self.inner
+                                .counters
+                                .hedges_lost
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                        // The other attempt, if any, is dropped here: its
+                        // statement is cancelled on its server.
+                        drop(running);
+                        opened.attempts = admitted_total + admitted;
                         opened.failovers = failovers;
+                        opened.hedges = hedges;
                         return Ok(opened);
                     }
                     Err(e) => {
-                        let retryable = is_retryable(&e);
-                        if !retryable {
+                        if !is_retryable(&e) {
                             return Err(e.context(format!(
                                 "source `{}`, replica {}",
                                 self.inner.source,
@@ -440,9 +521,12 @@ impl ReplicaSet {
                         failovers += 1;
                         tracing::warn!(source = %self.inner.source, replica = %replica.connector.target(), error = %e, "replica failed; trying the next");
                         errors[i] = Some(e.to_string());
+                        // A new attempt gets its own hedge delay.
+                        hedge_timer = None;
                     }
                 }
             }
+            admitted_total += admitted;
             let started = *first_failure.get_or_insert_with(Instant::now);
             if admitted == 0 || started.elapsed() + pause > settings.retry_deadline {
                 return Err(self.unavailable(&errors).into());
@@ -450,6 +534,45 @@ impl ReplicaSet {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(MAX_RETRY_PAUSE);
         }
+    }
+
+    /// The next replica of `order` that may take a fragment now: not
+    /// lagging, and its circuit closed (or due for a probe, which this
+    /// claims).
+    fn next_admitted(&self, order: &mut impl Iterator<Item = usize>) -> Option<usize> {
+        let settings = &self.inner.settings;
+        order.find(|&i| {
+            let health = &self.inner.replicas[i].health;
+            !health.is_lagging() && health.admit(Instant::now(), settings)
+        })
+    }
+
+    /// How long a fragment waits for its first batch before hedging, by
+    /// `hedge_after` (a percentile: of the source's recent times to first
+    /// batch, once enough are measured).
+    fn hedge_delay(&self) -> Option<Duration> {
+        if self.inner.replicas.len() < 2 {
+            return None;
+        }
+        match self.inner.settings.hedge_after? {
+            HedgeAfter::Fixed(d) => Some(d),
+            HedgeAfter::Percentile(p) => self
+                .inner
+                .recent
+                .percentile(p)
+                .map(|d| d.max(Duration::from_millis(1))),
+        }
+    }
+
+    /// [`Self::attempt`], tagged with the replica and whether it hedges.
+    async fn attempt_as(
+        &self,
+        i: usize,
+        sql: &str,
+        schema: SchemaRef,
+        hedge: bool,
+    ) -> (usize, bool, Result<Opened>) {
+        (i, hedge, self.attempt(i, sql, schema).await)
     }
 
     fn probe_if_all_open(&self, order: &[usize]) {
@@ -518,7 +641,10 @@ impl ReplicaSet {
             Ok(Err(e)) | Ok(Ok((Some(Err(e)), _))) => return Err(e),
             Ok(Ok(opened)) => opened,
         };
-        replica.record_latency(started.elapsed().as_micros());
+        let took = started.elapsed();
+        replica.record_latency(took.as_micros());
+        replica.first_batch.record(took);
+        self.inner.recent.record(took);
         replica.health.succeeded();
         Ok(Opened {
             rest: Box::pin(StallGuarded::new(
@@ -529,7 +655,9 @@ impl ReplicaSet {
             )),
             replica: target,
             index: i,
+            attempts: 1,
             failovers: 0,
+            hedges: 0,
             first,
         })
     }
@@ -626,6 +754,7 @@ impl Replica {
             failures: h.failures,
             last_error: h.last_error,
             changed_at: h.changed_at,
+            first_batch: self.first_batch.snapshot(),
         }
     }
 }

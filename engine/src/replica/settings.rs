@@ -1,5 +1,5 @@
 //! A source's failover settings: deadlines, health checks, the circuit
-//! breaker, staleness and the resume buffer.
+//! breaker, staleness, the resume buffer and hedging.
 
 use std::time::Duration;
 
@@ -38,6 +38,48 @@ pub struct ReplicaSettings {
     /// replica invisibly. Scans estimated larger are read in key order so
     /// that they can resume after the last row delivered.
     pub resume_buffer: usize,
+    /// When a fragment with no first batch yet also starts on a second
+    /// replica (`None`: never). The first to deliver wins; the other's
+    /// statement is cancelled.
+    pub hedge_after: Option<HedgeAfter>,
+}
+
+/// When to hedge a fragment (see [`ReplicaSettings::hedge_after`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HedgeAfter {
+    /// After this long without a first batch.
+    Fixed(Duration),
+    /// After this percentile (above 0, below 100) of the source's recent
+    /// times to first batch; no hedging until 20 fragments are measured.
+    Percentile(f64),
+}
+
+impl std::str::FromStr for HedgeAfter {
+    type Err = String;
+
+    /// `"250ms"`, `"2s"`, or a percentile: `"p95"`, `"p99.9"`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let expected = "expected a duration (\"250ms\") or a percentile of recent times to first batch (\"p95\", \"p99.9\")";
+        if let Some(p) = text.strip_prefix('p') {
+            return match p.parse::<f64>() {
+                Ok(p) if p > 0.0 && p < 100.0 => Ok(Self::Percentile(p)),
+                _ => Err(format!("{expected}; found \"{text}\"")),
+            };
+        }
+        match humantime::parse_duration(text) {
+            Ok(d) if !d.is_zero() && d <= Duration::from_secs(3600) => Ok(Self::Fixed(d)),
+            _ => Err(format!("{expected}, from 1ms to 1h; found \"{text}\"")),
+        }
+    }
+}
+
+impl std::fmt::Display for HedgeAfter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fixed(d) => write!(f, "{}", humantime::format_duration(*d)),
+            Self::Percentile(p) => write!(f, "p{p}"),
+        }
+    }
 }
 
 /// The longest an open circuit waits before a probe.
@@ -55,6 +97,25 @@ impl Default for ReplicaSettings {
             circuit_backoff: Duration::from_secs(1),
             max_staleness: None,
             resume_buffer: 16 << 20,
+            hedge_after: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hedge_after_reads_durations_and_percentiles() {
+        assert_eq!(
+            "250ms".parse(),
+            Ok(HedgeAfter::Fixed(Duration::from_millis(250)))
+        );
+        assert_eq!("p95".parse(), Ok(HedgeAfter::Percentile(95.0)));
+        assert_eq!("p99.9".parse(), Ok(HedgeAfter::Percentile(99.9)));
+        for bad in ["p0", "p100", "pNaN", "p-5", "0s", "2h", "soon", ""] {
+            assert!(bad.parse::<HedgeAfter>().is_err(), "{bad}");
         }
     }
 }

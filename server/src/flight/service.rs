@@ -126,6 +126,9 @@ impl SparFlightSql {
             .session_with(SessionOptions {
                 access: principal.access.clone(),
                 memory_limit: self.inner.admission.limits().query_memory,
+                // server.limits.query_timeout covers planning as well,
+                // and answers DEADLINE_EXCEEDED itself.
+                statement_timeout: None,
             })
             .map_err(|e| engine_status(&e, "-"))
     }

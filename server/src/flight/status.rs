@@ -6,7 +6,7 @@
 //! | unknown table, or one outside the grants | `NotFound` (the same message for both) |
 //! | source unreachable, busy, timed out     | `Unavailable`      |
 //! | a limit (memory, rows, concurrency)     | `ResourceExhausted`|
-//! | query timeout                           | `DeadlineExceeded` |
+//! | query or statement timeout              | `DeadlineExceeded` |
 //! | cancelled                               | `Cancelled`        |
 //! | anything else                           | `Internal`, with the query id only |
 //! | a command arrow-flight cannot unpack    | `InvalidArgument` (rewritten by the auth layer, which sees every response) |
@@ -32,6 +32,7 @@ pub(crate) fn engine_status(e: &EngineError, query_id: &str) -> Status {
         EngineError::SourceUnavailable { .. } | EngineError::NotResumable { .. } => {
             Status::unavailable(e.to_string())
         }
+        EngineError::StatementTimeout { .. } => Status::deadline_exceeded(e.to_string()),
         EngineError::Connector { error, .. } => connector_status(error, e.to_string()),
         EngineError::DataFusion(inner) => datafusion_status(inner, query_id),
         EngineError::ConfigRead { .. } | EngineError::Config { .. } => {

@@ -10,7 +10,7 @@
 //!
 //! Its display shows the source, the SQL and, after execution (EXPLAIN
 //! ANALYZE), the replica that served it; its metrics give rows, bytes,
-//! failovers and time.
+//! attempts, failovers, hedges, reruns, resumes and time.
 
 mod exec;
 mod stream;

@@ -56,6 +56,7 @@ pub(super) struct Counters {
     pub(super) failovers: Count,
     pub(super) reruns: Count,
     pub(super) resumes: Count,
+    pub(super) hedges: Count,
 }
 
 impl Counters {
@@ -65,6 +66,7 @@ impl Counters {
             failovers: MetricBuilder::new(metrics).counter("failovers", 0),
             reruns: MetricBuilder::new(metrics).counter("reruns", 0),
             resumes: MetricBuilder::new(metrics).counter("resumes", 0),
+            hedges: MetricBuilder::new(metrics).counter("hedges", 0),
         }
     }
 }
@@ -210,13 +212,15 @@ impl Runner {
         let Opened {
             replica,
             index,
+            attempts,
             failovers,
+            hedges,
             first,
             rest,
-            ..
         } = opened;
-        self.counters.attempts.add(failovers + 1);
+        self.counters.attempts.add(attempts);
         self.counters.failovers.add(failovers);
+        self.counters.hedges.add(hedges);
         if let Ok(mut served) = self.served.lock() {
             served.replicas.push(replica.clone());
         }

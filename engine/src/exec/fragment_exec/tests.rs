@@ -28,6 +28,8 @@ enum Script {
     FailAfter(i64),
     /// Sends `n` batches, then never another.
     StallAfter(i64),
+    /// Waits this many milliseconds, then sends `n` batches.
+    SlowFirst(u64, i64),
 }
 
 #[derive(Debug)]
@@ -72,18 +74,25 @@ impl Connector for Scripted {
         _sql: &str,
         schema: SchemaRef,
     ) -> spar_connectors::Result<SendableRecordBatchStream> {
-        let (n, end) = match self.script {
-            Script::Rows(n) => (n, 0),
-            Script::FailAfter(n) => (n, 1),
-            Script::StallAfter(n) => (n, 2),
+        let (n, end, wait) = match self.script {
+            Script::Rows(n) => (n, 0, 0),
+            Script::FailAfter(n) => (n, 1, 0),
+            Script::StallAfter(n) => (n, 2, 0),
+            Script::SlowFirst(ms, n) => (n, 0, ms),
         };
         let target = self.target.clone();
         let batch_schema = Arc::clone(&schema);
-        let rows = futures::stream::iter(0..n).map(move |v| {
-            Ok(RecordBatch::try_new(
-                Arc::clone(&batch_schema),
-                vec![Arc::new(Int64Array::from(vec![v]))],
-            )?)
+        let rows = futures::stream::iter(0..n).then(move |v| {
+            let batch_schema = Arc::clone(&batch_schema);
+            async move {
+                if v == 0 && wait > 0 {
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                }
+                Ok(RecordBatch::try_new(
+                    batch_schema,
+                    vec![Arc::new(Int64Array::from(vec![v]))],
+                )?)
+            }
         });
         let tail: futures::stream::BoxStream<'static, _> = match end {
             1 => futures::stream::once(async move {
@@ -108,6 +117,18 @@ impl Connector for Scripted {
 }
 
 fn replicas(scripts: &[Script], resume_buffer: usize) -> ReplicaSet {
+    replicas_with(
+        scripts,
+        ReplicaSettings {
+            stall_timeout: Duration::from_millis(200),
+            first_batch_timeout: Duration::from_millis(500),
+            resume_buffer,
+            ..ReplicaSettings::default()
+        },
+    )
+}
+
+fn replicas_with(scripts: &[Script], settings: ReplicaSettings) -> ReplicaSet {
     let connectors = scripts
         .iter()
         .enumerate()
@@ -118,12 +139,6 @@ fn replicas(scripts: &[Script], resume_buffer: usize) -> ReplicaSet {
             }) as Arc<dyn Connector>
         })
         .collect();
-    let settings = ReplicaSettings {
-        stall_timeout: Duration::from_millis(200),
-        first_batch_timeout: Duration::from_millis(500),
-        resume_buffer,
-        ..ReplicaSettings::default()
-    };
     ReplicaSet::with_settings("src", connectors, Policy::PrimaryFirst, settings)
 }
 
@@ -198,4 +213,70 @@ async fn a_fragment_that_cannot_resume_fails_rather_than_repeat_rows() {
         "{error}"
     );
     assert_eq!(set.stats().failed, 1);
+}
+
+fn hedged(hedge_after: &str) -> ReplicaSettings {
+    ReplicaSettings {
+        first_batch_timeout: Duration::from_secs(5),
+        hedge_after: Some(
+            hedge_after
+                .parse()
+                .unwrap_or_else(|e: String| panic!("{e}")),
+        ),
+        ..ReplicaSettings::default()
+    }
+}
+
+#[tokio::test]
+async fn a_late_first_batch_is_hedged_and_the_hedge_wins() {
+    let set = replicas_with(
+        &[Script::SlowFirst(3_000, 3), Script::Rows(3)],
+        hedged("50ms"),
+    );
+    let (values, error, served, metrics) = run(&set).await;
+    assert_eq!(error, None);
+    assert_eq!(values, [0, 1, 2]);
+    assert_eq!(served, ["r1"]);
+    assert!(metrics.contains("hedges{partition=0}=1"), "{metrics}");
+    assert!(metrics.contains("attempts{partition=0}=2"), "{metrics}");
+    let stats = set.stats();
+    assert_eq!(
+        (stats.hedges, stats.hedges_won, stats.hedges_lost),
+        (1, 1, 0)
+    );
+    // The slow attempt was cancelled, not counted as a failure.
+    assert_eq!(stats.replicas[0].in_flight, 0);
+    assert_eq!(stats.replicas[0].failures, 0);
+    assert_eq!(stats.replicas[1].first_batch.count, 1);
+}
+
+#[tokio::test]
+async fn the_hedged_attempt_may_still_win() {
+    let set = replicas_with(
+        &[Script::SlowFirst(150, 2), Script::SlowFirst(3_000, 2)],
+        hedged("20ms"),
+    );
+    let (values, error, served, _) = run(&set).await;
+    assert_eq!(error, None);
+    assert_eq!(values, [0, 1]);
+    assert_eq!(served, ["r0"]);
+    let stats = set.stats();
+    assert_eq!(
+        (stats.hedges, stats.hedges_won, stats.hedges_lost),
+        (1, 0, 1)
+    );
+    assert_eq!(stats.replicas[1].in_flight, 0, "the hedge was cancelled");
+}
+
+#[tokio::test]
+async fn no_hedge_when_the_first_batch_is_in_time_or_too_few_are_measured() {
+    let set = replicas_with(&[Script::Rows(2), Script::Rows(2)], hedged("1s"));
+    let (_, error, _, metrics) = run(&set).await;
+    assert_eq!(error, None);
+    assert!(metrics.contains("hedges{partition=0}=0"), "{metrics}");
+    // A percentile needs 20 measured fragments before it hedges.
+    let set = replicas_with(&[Script::SlowFirst(100, 1), Script::Rows(1)], hedged("p50"));
+    let (_, _, served, _) = run(&set).await;
+    assert_eq!(served, ["r0"]);
+    assert_eq!(set.stats().hedges, 0);
 }

@@ -1,0 +1,156 @@
+//! The `system` catalog: tables that describe Spar itself.
+//!
+//! `system` is a reserved source name. Its one schema, `main`, holds
+//! `replicas` (every replica of every SQL source: role, state, lag,
+//! latency, in-flight fragments, failures, last error). Each scan reads
+//! the live state, so two queries a second apart may differ. `system.replicas`
+//! (two parts) names the same table as `system.main.replicas`.
+//!
+//! A session made with grants sees `system` only through a grant that
+//! names it (`system`, `system.*`, `system.main.replicas`): `*` grants
+//! every source's data, not Spar's own state (replica addresses and their
+//! errors).
+
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use arrow::array::{
+    ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use async_trait::async_trait;
+use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider, Session, TableProvider};
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use spar_connectors::ReplicaRole;
+
+use crate::engine::WeakEngine;
+
+/// The reserved name of the catalog that describes Spar.
+pub const SYSTEM_CATALOG: &str = "system";
+/// The one schema of [`SYSTEM_CATALOG`].
+pub const SYSTEM_SCHEMA: &str = "main";
+
+/// The `system` catalog of an engine (held weakly: the engine owns it).
+pub(crate) fn catalog(engine: WeakEngine) -> DfResult<Arc<MemoryCatalogProvider>> {
+    let schema = MemorySchemaProvider::new();
+    datafusion::catalog::SchemaProvider::register_table(
+        &schema,
+        "replicas".to_string(),
+        Arc::new(ReplicasTable { engine }),
+    )?;
+    let catalog = MemoryCatalogProvider::new();
+    datafusion::catalog::CatalogProvider::register_schema(
+        &catalog,
+        SYSTEM_SCHEMA,
+        Arc::new(schema),
+    )?;
+    Ok(Arc::new(catalog))
+}
+
+/// `system.replicas`: one row per replica of every SQL source.
+#[derive(Debug)]
+struct ReplicasTable {
+    engine: WeakEngine,
+}
+
+fn replicas_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("replica", DataType::Utf8, false),
+        Field::new("role", DataType::Utf8, true),
+        Field::new("state", DataType::Utf8, false),
+        Field::new("lag_seconds", DataType::Float64, true),
+        Field::new("latency_ms", DataType::Float64, true),
+        Field::new("in_flight", DataType::Int64, false),
+        Field::new("failures", DataType::Int64, false),
+        Field::new("last_error", DataType::Utf8, true),
+        Field::new(
+            "changed_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+    ]))
+}
+
+impl ReplicasTable {
+    /// The rows as they are now.
+    fn batch(&self) -> DfResult<RecordBatch> {
+        let mut source = StringBuilder::new();
+        let mut replica = StringBuilder::new();
+        let mut role = StringBuilder::new();
+        let mut state = StringBuilder::new();
+        let mut lag = Float64Builder::new();
+        let mut latency = Float64Builder::new();
+        let mut in_flight = Int64Builder::new();
+        let mut failures = Int64Builder::new();
+        let mut last_error = StringBuilder::new();
+        let mut changed_at = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+        let sources = self
+            .engine
+            .upgrade()
+            .map(|e| e.sources())
+            .unwrap_or_default();
+        for info in &sources {
+            let Some(set) = &info.replica_set else {
+                continue;
+            };
+            for r in set.stats().replicas {
+                source.append_value(&info.name);
+                replica.append_value(&r.target);
+                role.append_option(r.role.map(|role| match role {
+                    ReplicaRole::Primary => "primary",
+                    ReplicaRole::Replica => "replica",
+                }));
+                state.append_value(r.state);
+                lag.append_option(r.lag.map(|d| d.as_secs_f64()));
+                latency.append_option(r.latency.map(|d| d.as_secs_f64() * 1000.0));
+                in_flight.append_value(i64::try_from(r.in_flight).unwrap_or(i64::MAX));
+                failures.append_value(i64::try_from(r.failures).unwrap_or(i64::MAX));
+                last_error.append_option(r.last_error.as_deref());
+                let micros = r
+                    .changed_at
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+                changed_at.append_value(micros);
+            }
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(source.finish()),
+            Arc::new(replica.finish()),
+            Arc::new(role.finish()),
+            Arc::new(state.finish()),
+            Arc::new(lag.finish()),
+            Arc::new(latency.finish()),
+            Arc::new(in_flight.finish()),
+            Arc::new(failures.finish()),
+            Arc::new(last_error.finish()),
+            Arc::new(changed_at.finish()),
+        ];
+        Ok(RecordBatch::try_new(replicas_schema(), columns)?)
+    }
+}
+
+#[async_trait]
+impl TableProvider for ReplicasTable {
+    fn schema(&self) -> SchemaRef {
+        replicas_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let table = MemTable::try_new(replicas_schema(), vec![vec![self.batch()?]])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}
