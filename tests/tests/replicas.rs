@@ -148,13 +148,13 @@ async fn postgres_scan_resumes_after_its_replica_is_killed_or_paused_mid_stream(
     assert_exactly_all(&ids);
     let shown = analyzed(&plan);
     assert!(shown.contains("resumes=1"), "{shown}");
-    assert!(shown.contains(&format!("{} -> ", a_target(&a))), "{shown}");
+    assert!(shown.contains(&format!("{} -> ", target_of(&a))), "{shown}");
     assert!(shown.contains("ORDER BY"), "read in key order: {shown}");
 
     // While it is down, system.replicas shows its circuit open and why.
     let state_of_a = format!(
         "SELECT state, role, failures > 0, last_error IS NOT NULL FROM system.replicas WHERE replica LIKE '%{}%'",
-        a_target(&a)
+        target_of(&a)
     );
     let down = rows(&session, &state_of_a).await;
     assert!(
@@ -261,7 +261,7 @@ async fn statement_timeout_stops_a_stalled_query_and_its_statement() {
     wait_no_fragments(&a).await;
 }
 
-fn a_target(server: &PgServer) -> String {
+fn target_of(server: &PgServer) -> String {
     format!("127.0.0.1:{}/shop", server.port())
 }
 
@@ -269,12 +269,56 @@ fn a_target(server: &PgServer) -> String {
 async fn postgres_hung_or_dead_replica_before_the_first_batch() {
     let (_primary, a, mut b) = pg_cluster().await;
     let urls = vec![a.url("shop"), b.url("shop")];
-    let engine = engine(pg_source(urls, settings())).await;
+    let engine = engine(pg_source(urls.clone(), settings())).await;
     let session = engine.session();
+    // A second engine that hedges after 300 ms, and whose deadlines and
+    // circuit breaker would not move a fragment off a paused replica.
+    let hedging = self::engine(pg_source(
+        urls,
+        ReplicaSettings {
+            connect_timeout: Duration::from_secs(600),
+            first_batch_timeout: Duration::from_secs(600),
+            health_check_interval: Duration::from_secs(600),
+            circuit_failures: 1000,
+            hedge_after: Some(spar_engine::replica::HedgeAfter::Fixed(
+                Duration::from_millis(300),
+            )),
+            ..settings()
+        },
+    ))
+    .await;
 
     // Paused before the query: the connect or first-batch deadline moves
     // the fragment on, and the answer is whole.
     ok(a.pause());
+
+    // With hedging, the fragment also starts on the second replica after
+    // 300 ms; that one answers, and the paused one's attempt is dropped.
+    let hedged = hedging.session();
+    let df = ok(hedged
+        .sql("SELECT count(*), sum(id) FROM src.public.big")
+        .await);
+    let plan = ok(df.create_physical_plan().await);
+    let batches = ok(ok(tokio::time::timeout(
+        Duration::from_secs(60),
+        datafusion::physical_plan::collect(Arc::clone(&plan), hedged.context().task_ctx()),
+    )
+    .await
+    .map_err(|_| "no hedge: the fragment waited for the paused replica")));
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(total, 1);
+    let shown = analyzed(&plan);
+    assert!(
+        shown.contains("hedges=1") && shown.contains(&target_of(&b)),
+        "{shown}"
+    );
+    let stats = hedging.sources()[0]
+        .replica_set
+        .as_ref()
+        .map(|r| r.stats())
+        .map(|s| (s.hedges, s.hedges_won, s.hedges_lost));
+    assert_eq!(stats, Some((1, 1, 0)));
+
     let started = Instant::now();
     assert_eq!(
         rows(&session, "SELECT count(*), sum(id) FROM src.public.big").await,
@@ -321,6 +365,8 @@ async fn postgres_hung_or_dead_replica_before_the_first_batch() {
         "{e}"
     );
     ok(a.resume());
+    // The hedged-over attempt's statement did not stay behind.
+    wait_no_fragments(&a).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
