@@ -653,3 +653,54 @@ async fn statement_timeout_stops_a_query_in_the_api_and_in_sql() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(run(timed, SLOW).await.is_err());
 }
+
+#[tokio::test]
+async fn scans_are_read_in_key_order_only_when_another_replica_can_resume_them() {
+    let dir = tempdir();
+    let db = sqlite_db(
+        dir.path(),
+        "big.db",
+        &BIG.replace("id INTEGER PRIMARY KEY", "id INTEGER PRIMARY KEY NOT NULL"),
+    );
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&db, &copy).unwrap_or_else(|e| panic!("{e}"));
+    let small_buffer = spar_engine::ReplicaSettings {
+        resume_buffer: 64 << 10,
+        ..Default::default()
+    };
+    let engine = Engine::builder()
+        .with_source(
+            "one",
+            SourceConfig::Sqlite(
+                SqliteSourceConfig::new([db.clone()]).with_settings(small_buffer.clone()),
+            ),
+        )
+        .with_source(
+            "two",
+            SourceConfig::Sqlite(SqliteSourceConfig::new([db, copy]).with_settings(small_buffer)),
+        )
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let session = engine.session();
+    let plan = |source: &str| {
+        let session = session.clone();
+        let sql = format!("EXPLAIN SELECT id, label FROM {source}.main.big");
+        async move { rows(&session, &sql).await.join("\n") }
+    };
+    let one = plan("one").await;
+    let two = plan("two").await;
+    assert!(!one.contains("ORDER BY"), "{one}");
+    assert!(two.contains("ORDER BY"), "{two}");
+    // Both read every row.
+    for source in ["one", "two"] {
+        assert_eq!(
+            rows(
+                &session,
+                &format!("SELECT count(*), sum(id) FROM (SELECT id, label FROM {source}.main.big)")
+            )
+            .await,
+            ["100000|5000050000"]
+        );
+    }
+}

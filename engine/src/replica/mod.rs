@@ -445,6 +445,8 @@ impl ReplicaSet {
             let mut admitted = 0;
             // At most two attempts at once: the one under way and its hedge.
             let mut running = FuturesUnordered::new();
+            // The replicas of the attempts in `running`.
+            let mut live: Vec<usize> = Vec::new();
             let mut hedge_timer = None;
             let mut can_hedge = hedge_after;
             loop {
@@ -453,6 +455,7 @@ impl ReplicaSet {
                         break;
                     };
                     admitted += 1;
+                    live.push(i);
                     running.push(self.attempt_as(i, sql, Arc::clone(&schema), false));
                 }
                 if running.len() == 1 && hedge_timer.is_none() {
@@ -470,6 +473,7 @@ impl ReplicaSet {
                                     hedges += 1;
                                     self.inner.counters.hedges.fetch_add(1, Ordering::Relaxed);
                                     tracing::info!(source = %self.inner.source, replica = %self.inner.replicas[i].connector.target(), "no first batch yet; hedging on another replica");
+                                    live.push(i);
                                     running.push(self.attempt_as(i, sql, Arc::clone(&schema), true));
                                 }
                                 // No replica left to hedge on this round.
@@ -483,6 +487,7 @@ impl ReplicaSet {
                 let Some((i, hedge, result)) = finished else {
                     break;
                 };
+                live.retain(|&r| r != i);
                 let replica = &self.inner.replicas[i];
                 match result {
                     Ok(mut opened) => {
@@ -491,6 +496,22 @@ impl ReplicaSet {
                                 .counters
                                 .hedges_won
                                 .fetch_add(1, Ordering::Relaxed);
+                            // The attempt it overtook counts as a failure of
+                            // its replica: one that is overtaken
+                            // `circuit_failures` times in a row (paused,
+                            // overloaded) gets no fragments until a probe
+                            // succeeds, rather than cost every fragment the
+                            // hedge delay.
+                            for &slow in &live {
+                                let message = format!(
+                                    "no first batch within {} (hedge_after); {} answered first",
+                                    hedge_after
+                                        .map(|d| humantime::format_duration(d).to_string())
+                                        .unwrap_or_default(),
+                                    replica.connector.target()
+                                );
+                                self.inner.replicas[slow].health.failed(&message, settings);
+                            }
                         } else if hedges > 0 && !running.is_empty() {
                             self.inner
                                 .counters

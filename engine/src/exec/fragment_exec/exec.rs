@@ -53,9 +53,12 @@ impl FragmentExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
+        // Reading in key order only pays where there is another replica
+        // to resume on: a source with one replica keeps the plain SQL.
         let resume = fragment
             .resume
             .as_ref()
+            .filter(|_| replicas.connectors().nth(1).is_some())
             .filter(|_| {
                 may_exceed(
                     &fragment.statistics,

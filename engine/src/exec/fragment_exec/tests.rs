@@ -244,10 +244,34 @@ async fn a_late_first_batch_is_hedged_and_the_hedge_wins() {
         (stats.hedges, stats.hedges_won, stats.hedges_lost),
         (1, 1, 0)
     );
-    // The slow attempt was cancelled, not counted as a failure.
+    // The slow attempt was cancelled, and counts against its replica.
     assert_eq!(stats.replicas[0].in_flight, 0);
-    assert_eq!(stats.replicas[0].failures, 0);
+    assert_eq!(stats.replicas[0].failures, 1);
+    let last = stats.replicas[0].last_error.clone().unwrap_or_default();
+    assert!(
+        last.contains("no first batch within 50ms (hedge_after); r1 answered first"),
+        "{last}"
+    );
     assert_eq!(stats.replicas[1].first_batch.count, 1);
+}
+
+#[tokio::test]
+async fn a_replica_overtaken_again_and_again_gets_no_more_fragments() {
+    let settings = ReplicaSettings {
+        circuit_failures: 2,
+        circuit_backoff: Duration::from_secs(30),
+        ..hedged("30ms")
+    };
+    let set = replicas_with(&[Script::SlowFirst(3_000, 1), Script::Rows(1)], settings);
+    for _ in 0..2 {
+        let (_, _, served, _) = run(&set).await;
+        assert_eq!(served, ["r1"]);
+    }
+    assert_eq!(set.stats().replicas[0].state, "open");
+    // Its circuit open, the next fragment goes straight to r1: no hedge.
+    let (_, _, served, metrics) = run(&set).await;
+    assert_eq!(served, ["r1"]);
+    assert!(metrics.contains("hedges{partition=0}=0"), "{metrics}");
 }
 
 #[tokio::test]
