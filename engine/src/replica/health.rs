@@ -47,6 +47,8 @@ pub(crate) struct State {
     /// Times the circuit opened since it was last closed (the back-off's
     /// exponent).
     pub(crate) openings: u32,
+    /// Times the circuit opened, in all (never reset).
+    pub(crate) times_opened: u64,
     pub(crate) failures: u64,
     pub(crate) last_error: Option<String>,
     /// When the circuit or the lag state last changed.
@@ -66,6 +68,7 @@ impl Default for Health {
                 retry_at: None,
                 consecutive_failures: 0,
                 openings: 0,
+                times_opened: 0,
                 failures: 0,
                 last_error: None,
                 changed_at: SystemTime::now(),
@@ -138,6 +141,18 @@ impl Health {
         self.with(|s| s.circuit == Circuit::Closed)
     }
 
+    /// How many times the circuit has opened so far.
+    pub(crate) fn times_opened(&self) -> u64 {
+        self.with(|s| s.times_opened)
+    }
+
+    /// Whether the circuit is open now, having opened after it had opened
+    /// `before` times (so an attempt started then sees the replica judged
+    /// down since).
+    pub(crate) fn opened_since(&self, before: u64) -> bool {
+        self.with(|s| s.circuit == Circuit::Open && s.times_opened > before)
+    }
+
     pub(crate) fn is_lagging(&self) -> bool {
         self.with(|s| s.lagging)
     }
@@ -172,6 +187,7 @@ impl Health {
             if open {
                 s.retry_at = Some(Instant::now() + backoff(settings, s.openings));
                 s.openings = s.openings.saturating_add(1);
+                s.times_opened += 1;
                 s.circuit = Circuit::Open;
                 s.changed_at = SystemTime::now();
             }

@@ -211,6 +211,9 @@ impl Drop for InFlight {
 /// [`MAX_RETRY_PAUSE`].
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(50);
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
+/// How often an attempt waiting for its first batch looks whether its
+/// replica's circuit has opened meanwhile.
+const CIRCUIT_WATCH: Duration = Duration::from_millis(250);
 
 impl ReplicaSet {
     /// A replica set for `source` with default settings; `replicas` must
@@ -648,8 +651,32 @@ impl ReplicaSet {
             let first = stream.next().await;
             Ok::<_, DataFusionError>((first, stream))
         };
-        let (first, rest) = match tokio::time::timeout(settings.first_batch_timeout, first).await {
-            Err(_) => {
+        // Health checks (or other fragments) may judge the replica down
+        // while this one waits: then it waits no longer.
+        let opened_before = replica.health.times_opened();
+        let judged_down = async {
+            loop {
+                tokio::time::sleep(CIRCUIT_WATCH).await;
+                if replica.health.opened_since(opened_before) {
+                    return;
+                }
+            }
+        };
+        let first = async {
+            tokio::select! {
+                opened = tokio::time::timeout(settings.first_batch_timeout, first) => Some(opened),
+                () = judged_down => None,
+            }
+        };
+        let (first, rest) = match first.await {
+            None => {
+                return Err(ConnectorError::Transient {
+                    target,
+                    message: "its circuit opened (failed health checks or fragments) while the fragment waited for its first batch; the statement was cancelled".into(),
+                }
+                .into())
+            }
+            Some(Err(_)) => {
                 return Err(ConnectorError::Transient {
                     target,
                     message: format!(
@@ -659,8 +686,8 @@ impl ReplicaSet {
                 }
                 .into())
             }
-            Ok(Err(e)) | Ok(Ok((Some(Err(e)), _))) => return Err(e),
-            Ok(Ok(opened)) => opened,
+            Some(Ok(Err(e)) | Ok(Ok((Some(Err(e)), _)))) => return Err(e),
+            Some(Ok(Ok(opened))) => opened,
         };
         let took = started.elapsed();
         replica.record_latency(took.as_micros());

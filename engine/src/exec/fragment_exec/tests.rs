@@ -30,6 +30,8 @@ enum Script {
     StallAfter(i64),
     /// Waits this many milliseconds, then sends `n` batches.
     SlowFirst(u64, i64),
+    /// Sends nothing, ever, and fails its health checks.
+    Hung,
 }
 
 #[derive(Debug)]
@@ -79,6 +81,7 @@ impl Connector for Scripted {
             Script::FailAfter(n) => (n, 1, 0),
             Script::StallAfter(n) => (n, 2, 0),
             Script::SlowFirst(ms, n) => (n, 0, ms),
+            Script::Hung => (0, 2, 0),
         };
         let target = self.target.clone();
         let batch_schema = Arc::clone(&schema);
@@ -112,7 +115,13 @@ impl Connector for Scripted {
         )))
     }
     async fn health_check(&self) -> spar_connectors::Result<()> {
-        Ok(())
+        match self.script {
+            Script::Hung => Err(ConnectorError::Transient {
+                target: self.target.clone(),
+                message: "the health check timed out".into(),
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -303,4 +312,29 @@ async fn no_hedge_when_the_first_batch_is_in_time_or_too_few_are_measured() {
     let (_, _, served, _) = run(&set).await;
     assert_eq!(served, ["r0"]);
     assert_eq!(set.stats().hedges, 0);
+}
+
+#[tokio::test]
+async fn a_fragment_waiting_on_a_replica_judged_down_moves_on() {
+    let settings = ReplicaSettings {
+        first_batch_timeout: Duration::from_secs(60),
+        health_check_interval: Duration::from_millis(50),
+        circuit_failures: 2,
+        circuit_backoff: Duration::from_secs(30),
+        ..ReplicaSettings::default()
+    };
+    let set = replicas_with(&[Script::Hung, Script::Rows(2)], settings);
+    set.start_health_checks();
+    let (values, error, served, metrics) = tokio::time::timeout(Duration::from_secs(20), run(&set))
+        .await
+        .unwrap_or_else(|_| panic!("the fragment waited for its first-batch timeout"));
+    assert_eq!(error, None);
+    assert_eq!(values, [0, 1]);
+    assert_eq!(served, ["r1"]);
+    assert!(metrics.contains("failovers{partition=0}=1"), "{metrics}");
+    let last = set.stats().replicas[0]
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    assert!(last.contains("circuit opened"), "{last}");
 }
