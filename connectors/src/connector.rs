@@ -71,6 +71,13 @@ pub trait Connector: Debug + Send + Sync {
         })
     }
 
+    /// How far along replication this replica's data is, where the source
+    /// can tell (PostgreSQL's WAL position, MariaDB's GTID position);
+    /// `None` where it cannot.
+    async fn replica_position(&self) -> Result<Option<ReplicaPosition>> {
+        Ok(None)
+    }
+
     /// Everything about one table: schema, kind, statistics and indexes.
     async fn describe_table(&self, table: &TableName, kind: TableKind) -> Result<TableMeta> {
         let schema = self.table_schema(table).await?;
@@ -106,4 +113,118 @@ pub struct ReplicaStatus {
     /// How far behind its primary the replica is; zero for a primary;
     /// `None` when it cannot tell (replication stopped or never started).
     pub lag: Option<Duration>,
+}
+
+/// How far along replication a replica's data is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaPosition {
+    /// A PostgreSQL WAL position: replayed on a standby, written on a
+    /// primary.
+    Lsn(u64),
+    /// A MariaDB GTID position: the last sequence number per replication
+    /// domain.
+    Gtid(std::collections::BTreeMap<u32, u64>),
+}
+
+impl ReplicaPosition {
+    /// Parses PostgreSQL's `X/Y` LSN text.
+    pub fn parse_lsn(text: &str) -> Option<Self> {
+        let (high, low) = text.trim().split_once('/')?;
+        let high = u64::from_str_radix(high, 16).ok()?;
+        let low = u64::from_str_radix(low, 16).ok()?;
+        (high <= u64::from(u32::MAX) && low <= u64::from(u32::MAX))
+            .then_some(Self::Lsn((high << 32) | low))
+    }
+
+    /// Parses MariaDB's `domain-server-sequence[,…]` GTID position (empty:
+    /// nothing replicated yet).
+    pub fn parse_gtid(text: &str) -> Option<Self> {
+        let mut domains = std::collections::BTreeMap::new();
+        for gtid in text.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+            let mut parts = gtid.split('-');
+            let (Some(domain), Some(_server), Some(seq), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return None;
+            };
+            domains.insert(domain.parse().ok()?, seq.parse().ok()?);
+        }
+        Some(Self::Gtid(domains))
+    }
+
+    /// Whether this position has everything `other` has: `None` when the
+    /// two cannot be compared (different kinds).
+    pub fn covers(&self, other: &Self) -> Option<bool> {
+        match (self, other) {
+            (Self::Lsn(a), Self::Lsn(b)) => Some(a >= b),
+            (Self::Gtid(a), Self::Gtid(b)) => Some(
+                b.iter()
+                    .all(|(domain, seq)| a.get(domain).is_some_and(|s| s >= seq)),
+            ),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ReplicaPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Lsn(lsn) => write!(f, "LSN {:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF),
+            Self::Gtid(domains) => {
+                let parts: Vec<String> = domains
+                    .iter()
+                    .map(|(d, s)| format!("domain {d} at {s}"))
+                    .collect();
+                write!(f, "GTID {}", parts.join(", "))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod position_tests {
+    use super::ReplicaPosition;
+
+    #[test]
+    fn positions_parse_and_compare() {
+        let lsn = |t| ReplicaPosition::parse_lsn(t);
+        assert_eq!(
+            lsn("16/B374D848"),
+            Some(ReplicaPosition::Lsn(0x16_B374_D848))
+        );
+        assert_eq!(lsn("0/0"), Some(ReplicaPosition::Lsn(0)));
+        for bad in ["", "16", "x/1", "1/2/3", "100000000/0"] {
+            assert_eq!(lsn(bad), None, "{bad}");
+        }
+        let (a, b) = (lsn("1/10"), lsn("1/F"));
+        assert_eq!(
+            a.as_ref().zip(b.as_ref()).and_then(|(a, b)| a.covers(b)),
+            Some(true)
+        );
+        assert_eq!(
+            b.as_ref().zip(a.as_ref()).and_then(|(b, a)| b.covers(a)),
+            Some(false)
+        );
+
+        let gtid = |t| ReplicaPosition::parse_gtid(t);
+        let ahead = gtid("0-1-100,1-2-5");
+        let behind = gtid("0-1-99");
+        let other_domain = gtid("2-1-1");
+        assert!(ahead.is_some() && behind.is_some());
+        let covers = |a: &Option<ReplicaPosition>, b: &Option<ReplicaPosition>| {
+            a.as_ref().zip(b.as_ref()).and_then(|(a, b)| a.covers(b))
+        };
+        assert_eq!(covers(&ahead, &behind), Some(true));
+        assert_eq!(covers(&behind, &ahead), Some(false));
+        assert_eq!(covers(&ahead, &other_domain), Some(false));
+        assert_eq!(covers(&gtid(""), &gtid("")), Some(true));
+        assert_eq!(covers(&ahead, &lsn("0/1")), None);
+        for bad in ["0-1", "a-b-c", "0-1-2-3"] {
+            assert_eq!(gtid(bad), None, "{bad}");
+        }
+        assert_eq!(
+            lsn("16/B374D848").map(|p| p.to_string()).as_deref(),
+            Some("LSN 16/B374D848")
+        );
+    }
 }

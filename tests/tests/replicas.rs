@@ -11,6 +11,7 @@ use arrow::datatypes::Int64Type;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{execute_stream, ExecutionPlan};
 use futures::StreamExt;
+use spar_engine::connectors::ReplicaPosition;
 use spar_engine::replica::ReplicaSettings;
 use spar_engine::{Engine, Policy, ServerSourceConfig, Session, SourceConfig};
 use spar_tests::harness::{MariaDbServer, PgServer};
@@ -118,14 +119,68 @@ fn analyzed(plan: &Arc<dyn ExecutionPlan>) -> String {
 
 /// Every id from 1 to ROWS exactly once.
 fn assert_exactly_all(ids: &[i64]) {
-    assert_eq!(ids.len() as i64, ROWS, "row count");
+    assert_exactly(ids, ROWS);
+}
+
+/// Every id from 1 to `n` exactly once.
+fn assert_exactly(ids: &[i64], n: i64) {
+    assert_eq!(ids.len() as i64, n, "row count");
     let distinct: HashSet<i64> = ids.iter().copied().collect();
-    assert_eq!(distinct.len() as i64, ROWS, "repeated rows");
-    assert_eq!(
-        ids.iter().sum::<i64>(),
-        ROWS * (ROWS + 1) / 2,
-        "missing rows"
-    );
+    assert_eq!(distinct.len() as i64, n, "repeated rows");
+    assert_eq!(ids.iter().sum::<i64>(), n * (n + 1) / 2, "missing rows");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_resumes_only_on_a_replica_as_far_along_as_its_rows() {
+    let (primary, mut a, b) = pg_cluster().await;
+    // `b` stops replaying; rows added on the primary reach `a` only.
+    ok(b.pause_replay().await);
+    let more = 2_000;
+    ok(primary
+        .execute(
+            "shop",
+            &format!(
+                "INSERT INTO big SELECT g, 'row ' || g || repeat('.', 100) FROM generate_series({}, {}) g",
+                ROWS + 1,
+                ROWS + more
+            ),
+        )
+        .await);
+    ok(primary.wait_caught_up(&a).await);
+    let urls = vec![a.url("shop"), b.url("shop")];
+    let engine = engine(pg_source(
+        urls,
+        ReplicaSettings {
+            retry_deadline: Duration::from_secs(30),
+            ..settings()
+        },
+    ))
+    .await;
+    let session = engine.session();
+    // `a` is killed after 200,000 rows: `b` is behind the rows delivered,
+    // so the scan waits for it, and continues once `b` replays again.
+    let b_client = ok(b.connect("shop").await);
+    let mut target = Some(&mut a);
+    let (ids, plan) = scan_with(
+        &session,
+        "SELECT id, v FROM src.public.big",
+        200_000,
+        || {
+            if let Some(a) = target.take() {
+                ok(a.kill());
+            }
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                if let Err(e) = b_client.simple_query("SELECT pg_wal_replay_resume()").await {
+                    eprintln!("cannot resume replay: {e}");
+                }
+            });
+        },
+    )
+    .await;
+    assert_exactly(&ids, ROWS + more);
+    let shown = analyzed(&plan);
+    assert!(shown.contains("resumes=1"), "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,6 +507,27 @@ async fn mariadb_scan_resumes_after_its_replica_is_killed_mid_stream() {
     ))
     .await;
     let session = engine.session();
+    // Both report their GTID position; the primary's covers the replica's,
+    // and not the other way once the replica stops applying.
+    let set = engine.sources()[0].replica_set.clone();
+    let set = set.unwrap_or_else(|| panic!("a SQL source has a replica set"));
+    let (at_replica, at_primary) = (set.position(0).await, set.position(1).await);
+    let covers = |a: &Option<ReplicaPosition>, b: &Option<ReplicaPosition>| {
+        a.as_ref().zip(b.as_ref()).and_then(|(a, b)| a.covers(b))
+    };
+    assert!(
+        matches!(at_replica, Some(ReplicaPosition::Gtid(_))),
+        "{at_replica:?}"
+    );
+    assert_eq!(covers(&at_primary, &at_replica), Some(true));
+    ok(replica.execute("", "STOP SLAVE SQL_THREAD").await);
+    ok(primary
+        .execute("shop", "CREATE TABLE later (id INT PRIMARY KEY)")
+        .await);
+    let (at_replica, at_primary) = (set.position(0).await, set.position(1).await);
+    assert_eq!(covers(&at_replica, &at_primary), Some(false));
+    ok(replica.execute("", "START SLAVE SQL_THREAD").await);
+    ok(primary.wait_caught_up(&replica).await);
     let replica_target = format!("127.0.0.1:{}/shop", replica.port());
     let mut target = Some(&mut replica);
     let (ids, plan) = scan_with(&session, "SELECT id, v FROM src.shop.big", 200_000, || {

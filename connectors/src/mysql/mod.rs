@@ -25,7 +25,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::connector::{Connector, ReplicaRole, ReplicaStatus};
+use crate::connector::{Connector, ReplicaPosition, ReplicaRole, ReplicaStatus};
 use crate::dialect::SqlDialect;
 use crate::error::{ConnectorError, Result};
 use crate::metadata::{IndexMeta, TableKind, TableName, TableStats};
@@ -373,6 +373,19 @@ impl Connector for MySqlConnector {
 
     async fn health_check(&self) -> Result<()> {
         self.rows("SELECT 1", vec![]).await.map(|_| ())
+    }
+
+    /// MariaDB's `@@gtid_current_pos` (the last GTID applied or written
+    /// per domain); `None` on MySQL, which spells GTIDs otherwise.
+    async fn replica_position(&self) -> Result<Option<ReplicaPosition>> {
+        let mut conn = self.conn().await?;
+        let text: Option<Option<String>> = match conn.query_first("SELECT @@gtid_current_pos").await
+        {
+            Ok(text) => text,
+            Err(mysql_async::Error::Server(_)) => return Ok(None),
+            Err(e) => return Err(my_error(&e, &self.target)),
+        };
+        Ok(text.flatten().and_then(|t| ReplicaPosition::parse_gtid(&t)))
     }
 
     async fn replica_status(&self) -> Result<ReplicaStatus> {

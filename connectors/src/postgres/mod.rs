@@ -34,7 +34,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Config, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::connector::{Connector, ReplicaRole, ReplicaStatus};
+use crate::connector::{Connector, ReplicaPosition, ReplicaRole, ReplicaStatus};
 use crate::dialect::{SqlDialect, COMPARES_DIFFERENTLY, PADDED_CHAR};
 use crate::error::{ConnectorError, Result};
 use crate::metadata::{IndexMeta, TableKind, TableName, TableStats};
@@ -567,6 +567,19 @@ impl Connector for PostgresConnector {
 
     async fn health_check(&self) -> Result<()> {
         self.query("SELECT 1", &[]).await.map(|_| ())
+    }
+
+    async fn replica_position(&self) -> Result<Option<ReplicaPosition>> {
+        let rows = self
+            .query(
+                "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.get::<_, Option<String>>(0))
+            .and_then(|text| ReplicaPosition::parse_lsn(&text)))
     }
 
     async fn replica_status(&self) -> Result<ReplicaStatus> {

@@ -39,7 +39,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use spar_connectors::error::find_connector_error;
-use spar_connectors::{Connector, ConnectorError, ReplicaRole};
+use spar_connectors::{Connector, ConnectorError, ReplicaPosition, ReplicaRole};
 
 use crate::error::EngineError;
 use health::Health;
@@ -404,7 +404,7 @@ impl ReplicaSet {
     /// non-retryable error fails at once with the source's message.
     pub async fn open(&self, sql: &str, schema: SchemaRef) -> Result<Opened> {
         self.count_fragment();
-        let result = self.open_avoiding(sql, schema, None).await;
+        let result = self.open_avoiding(sql, schema, None, None).await;
         if result.is_err() {
             self.count_failed();
         }
@@ -414,11 +414,17 @@ impl ReplicaSet {
     /// [`Self::open`] without counting the fragment (its caller counts
     /// it once, however often it opens): `avoid` (a replica that just
     /// failed it) is tried only after every other.
+    ///
+    /// With `at_least` (the position of the data a resumed fragment has
+    /// delivered), a replica whose own position is known to be behind it
+    /// is passed over (not counted as failed): rows must not come from an
+    /// older state than the rows before them.
     pub async fn open_avoiding(
         &self,
         sql: &str,
         schema: SchemaRef,
         avoid: Option<usize>,
+        at_least: Option<&ReplicaPosition>,
     ) -> Result<Opened> {
         let settings = &self.inner.settings;
         if settings.max_staleness.is_some() {
@@ -459,7 +465,7 @@ impl ReplicaSet {
                     };
                     admitted += 1;
                     live.push(i);
-                    running.push(self.attempt_as(i, sql, Arc::clone(&schema), false));
+                    running.push(self.attempt_as(i, sql, Arc::clone(&schema), false, at_least));
                 }
                 if running.len() == 1 && hedge_timer.is_none() {
                     hedge_timer = can_hedge.map(|d| Box::pin(tokio::time::sleep(d)));
@@ -477,7 +483,7 @@ impl ReplicaSet {
                                     self.inner.counters.hedges.fetch_add(1, Ordering::Relaxed);
                                     tracing::info!(source = %self.inner.source, replica = %self.inner.replicas[i].connector.target(), "no first batch yet; hedging on another replica");
                                     live.push(i);
-                                    running.push(self.attempt_as(i, sql, Arc::clone(&schema), true));
+                                    running.push(self.attempt_as(i, sql, Arc::clone(&schema), true, at_least));
                                 }
                                 // No replica left to hedge on this round.
                                 None => can_hedge = None,
@@ -528,6 +534,11 @@ impl ReplicaSet {
                         opened.failovers = failovers;
                         opened.hedges = hedges;
                         return Ok(opened);
+                    }
+                    Err(e) if is_behind(&e) => {
+                        tracing::info!(source = %self.inner.source, error = %e, "replica behind the fragment's rows; trying the next");
+                        errors[i] = Some(e.to_string());
+                        hedge_timer = None;
                     }
                     Err(e) => {
                         if !is_retryable(&e) {
@@ -588,15 +599,44 @@ impl ReplicaSet {
         }
     }
 
-    /// [`Self::attempt`], tagged with the replica and whether it hedges.
+    /// [`Self::attempt`], tagged with the replica and whether it hedges;
+    /// first, with `at_least`, a check that the replica is not behind it.
     async fn attempt_as(
         &self,
         i: usize,
         sql: &str,
         schema: SchemaRef,
         hedge: bool,
+        at_least: Option<&ReplicaPosition>,
     ) -> (usize, bool, Result<Opened>) {
+        if let Some(required) = at_least {
+            if let Some(position) = self.position(i).await {
+                if position.covers(required) == Some(false) {
+                    let behind = Behind {
+                        target: self.inner.replicas[i].connector.target().to_string(),
+                        position,
+                        required: required.clone(),
+                    };
+                    return (i, hedge, Err(DataFusionError::External(Box::new(behind))));
+                }
+            }
+        }
         (i, hedge, self.attempt(i, sql, schema).await)
+    }
+
+    /// How far along replication replica `index` is, when it can tell
+    /// within the connect timeout.
+    pub async fn position(&self, index: usize) -> Option<ReplicaPosition> {
+        let replica = self.inner.replicas.get(index)?;
+        let limit = self.inner.settings.connect_timeout;
+        match tokio::time::timeout(limit, replica.connector.replica_position()).await {
+            Ok(Ok(position)) => position,
+            Ok(Err(e)) => {
+                tracing::debug!(source = %self.inner.source, replica = %replica.connector.target(), error = %e, "cannot read the replica's position");
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     fn probe_if_all_open(&self, order: &[usize]) {
@@ -760,6 +800,31 @@ impl ReplicaSet {
             errors,
         }
     }
+}
+
+/// A replica passed over because its data is older than what a resumed
+/// fragment has already delivered.
+#[derive(Debug)]
+struct Behind {
+    target: String,
+    position: ReplicaPosition,
+    required: ReplicaPosition,
+}
+
+impl std::fmt::Display for Behind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is at {}, behind the {} of the rows the fragment already delivered",
+            self.target, self.position, self.required
+        )
+    }
+}
+
+impl std::error::Error for Behind {}
+
+fn is_behind(e: &DataFusionError) -> bool {
+    matches!(e, DataFusionError::External(inner) if inner.is::<Behind>())
 }
 
 /// Whether running the fragment elsewhere may succeed.

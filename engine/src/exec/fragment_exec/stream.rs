@@ -26,6 +26,7 @@ use datafusion::physical_plan::metrics::{
 };
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
+use spar_connectors::ReplicaPosition;
 use spar_planner::ResumableScan;
 
 use crate::error::EngineError;
@@ -100,6 +101,7 @@ impl FragmentStream {
             held_bytes: 0,
             emitting: false,
             last_key: None,
+            position: None,
             rows_read: 0,
             done: false,
         };
@@ -152,6 +154,9 @@ struct Runner {
     emitting: bool,
     /// The key of the last row read (key-ordered scans only).
     last_key: Option<Vec<ScalarValue>>,
+    /// How far along replication the data read so far is (key-ordered
+    /// scans on sources that can tell).
+    position: Option<ReplicaPosition>,
     /// Rows read from the source, over every replica.
     rows_read: usize,
     done: bool,
@@ -208,7 +213,13 @@ impl Runner {
             (Some(scan), None) => (self.spelling.sql.clone(), Arc::clone(scan.schema())),
             (None, _) => (self.spelling.sql.clone(), Arc::clone(&self.spelling.schema)),
         };
-        let opened = self.replicas.open_avoiding(&sql, schema, avoid).await?;
+        // A resumed scan continues only on a replica at least as far along
+        // as the data it delivered (where the source can tell).
+        let at_least = self.position.as_ref().filter(|_| self.last_key.is_some());
+        let opened = self
+            .replicas
+            .open_avoiding(&sql, schema, avoid, at_least)
+            .await?;
         let Opened {
             replica,
             index,
@@ -236,6 +247,13 @@ impl Runner {
                 rest
             }
         };
+        // The position of the data this replica serves (read after its
+        // first batch, so at or past the statement's snapshot).
+        if self.spelling.resume.is_some() {
+            if let Some(position) = self.replicas.position(index).await {
+                self.position = Some(position);
+            }
+        }
         self.current = Some((index, replica, rest));
         Ok(())
     }
