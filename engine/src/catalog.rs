@@ -133,12 +133,13 @@ pub(crate) fn prepare_source(name: &str, config: &SourceConfig) -> Result<Prepar
             Ok(set(connectors, c.policy, &c.settings))
         }
         SourceConfig::Files(c) => {
-            let source = FileSource::new(&c.location, c.format, c.s3.clone()).map_err(wrap)?;
+            let source =
+                FileSource::with_locations(&c.locations(), c.format, c.s3.clone()).map_err(wrap)?;
             Ok(Prepared {
                 info: SourceInfo {
                     name: name.to_string(),
                     kind: config.kind(),
-                    replicas: vec![source.target()],
+                    replicas: source.targets(),
                     replica_set: None,
                     discovered: false,
                     errors: Vec::new(),

@@ -334,6 +334,9 @@ impl SqliteSourceConfig {
 pub struct FileSourceConfig {
     /// A local directory or file, or `s3://bucket/prefix/`.
     pub location: String,
+    /// More locations holding the same files (directories or `s3://`
+    /// prefixes), read when `location` fails, in order.
+    pub other_locations: Vec<String>,
     /// The files' format.
     pub format: FileFormatKind,
     /// Settings for `s3://` locations.
@@ -345,9 +348,27 @@ impl FileSourceConfig {
     pub fn new(location: impl Into<String>, format: FileFormatKind) -> Self {
         Self {
             location: location.into(),
+            other_locations: Vec::new(),
             format,
             s3: S3Options::default(),
         }
+    }
+
+    /// With more locations holding the same files, read in order when
+    /// the ones before fail.
+    pub fn with_other_locations<S: Into<String>>(
+        mut self,
+        locations: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.other_locations = locations.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Every location, `location` first.
+    pub fn locations(&self) -> Vec<&str> {
+        std::iter::once(self.location.as_str())
+            .chain(self.other_locations.iter().map(String::as_str))
+            .collect()
     }
 }
 
@@ -854,20 +875,39 @@ impl Validator<'_> {
                 Ok(SourceConfig::Sqlite(SqliteSourceConfig { replicas, policy, batch_size, settings }))
             }
             "files" => {
-                forbid("replicas", raw.replicas.is_some())?;
                 forbid("policy", raw.policy.is_some())?;
                 forbid("batch_size", raw.batch_size.is_some())?;
                 for (field, present) in raw.replica_keys() {
                     forbid(field, present)?;
                 }
-                let Some(location) = raw.location else {
-                    return Err(self.err(key("location"), "missing; expected a directory, a file or s3://bucket/prefix/".into()));
+                let place = |k: &str, location: &str| -> Result<String> {
+                    let location = self.string(k, location)?;
+                    Ok(if location.starts_with("s3://") {
+                        location
+                    } else {
+                        base.join(location).display().to_string()
+                    })
                 };
-                let location = self.string(&key("location"), &location)?;
-                let location = if location.starts_with("s3://") {
-                    location
-                } else {
-                    base.join(location).display().to_string()
+                let (location, other_locations) = match (raw.location, raw.replicas) {
+                    (Some(_), Some(_)) => {
+                        return Err(self.err(key("replicas"), "give `location` (one) or `replicas` (several holding the same files), not both".into()));
+                    }
+                    (None, None) => {
+                        return Err(self.err(key("location"), "missing; expected a directory, a file or s3://bucket/prefix/ (or `replicas`, a list of them)".into()));
+                    }
+                    (Some(location), None) => (place(&key("location"), &location)?, Vec::new()),
+                    (None, Some(list)) => {
+                        let mut list = list
+                            .iter()
+                            .enumerate()
+                            .map(|(i, l)| place(&format!("{}[{i}]", key("replicas")), l))
+                            .collect::<Result<Vec<_>>>()?;
+                        if list.is_empty() {
+                            return Err(self.err(key("replicas"), "expected at least one location".into()));
+                        }
+                        let first = list.remove(0);
+                        (first, list)
+                    }
                 };
                 let format = match raw.format.as_deref() {
                     Some("parquet") | None => FileFormatKind::Parquet,
@@ -893,7 +933,7 @@ impl Validator<'_> {
                         }
                     }
                 };
-                Ok(SourceConfig::Files(FileSourceConfig { location, format, s3 }))
+                Ok(SourceConfig::Files(FileSourceConfig { location, other_locations, format, s3 }))
             }
             "postgres" | "mysql" => {
                 forbid("location", raw.location.is_some())?;

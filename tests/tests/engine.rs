@@ -704,3 +704,54 @@ async fn scans_are_read_in_key_order_only_when_another_replica_can_resume_them()
         );
     }
 }
+
+#[tokio::test]
+async fn a_file_source_reads_its_next_location_when_one_is_gone() {
+    let dir = tempdir();
+    let write = |root: &std::path::Path| {
+        std::fs::create_dir_all(root.join("events")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(root.join("people.csv"), "id,name\n1,Ada\n2,Grace\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(root.join("events/2024.csv"), "id,kind\n1,login\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(root.join("events/2025.csv"), "id,kind\n2,logout\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+    };
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    write(&a);
+    write(&b);
+    let engine = Engine::builder()
+        .with_source(
+            "c",
+            SourceConfig::Files(
+                FileSourceConfig::new(a.display().to_string(), FileFormatKind::Csv)
+                    .with_other_locations([b.display().to_string()]),
+            ),
+        )
+        .with_search_path(["c.main"])
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let session = engine.session();
+    let join = "SELECT p.name, e.kind FROM people p JOIN events e ON p.id = e.id ORDER BY p.id";
+    assert_eq!(rows(&session, join).await, ["Ada|login", "Grace|logout"]);
+    assert_eq!(
+        engine.sources()[0].replicas,
+        [a.display().to_string(), b.display().to_string()]
+    );
+    // The first location disappears (an unmounted disk): the same answers,
+    // listings and reads from the second.
+    std::fs::rename(&a, dir.path().join("moved")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rows(&session, join).await, ["Ada|login", "Grace|logout"]);
+    // And when both are gone, the error names both.
+    std::fs::rename(&b, dir.path().join("moved-too")).unwrap_or_else(|e| panic!("{e}"));
+    let e = match session.sql(join).await {
+        Ok(df) => df.collect().await.err().map(|e| e.to_string()),
+        Err(e) => Some(e.to_string()),
+    }
+    .unwrap_or_default();
+    assert!(
+        e.contains(&a.display().to_string()) && e.contains(&b.display().to_string()),
+        "{e}"
+    );
+}

@@ -6,6 +6,13 @@
 //! all the files inside it with the format's extension. A location that is
 //! a single file is one table. Projection, filters (Parquet row-group and
 //! page pruning) and limits are DataFusion's own.
+//!
+//! A source may have several locations holding the same files (two
+//! folders, a folder and a bucket): it reads them through a
+//! [`failover::FailoverStore`], which moves a read that fails to the next
+//! location.
+
+pub mod failover;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -99,9 +106,15 @@ impl fmt::Debug for S3Options {
 /// A file source: where its files are and how to read them.
 #[derive(Debug, Clone)]
 pub struct FileSource {
-    location: Location,
+    /// One or more locations holding the same files; the first is read
+    /// first.
+    locations: Vec<Location>,
     format: FileFormatKind,
 }
+
+/// Tells the failover stores of different sources apart in the runtime's
+/// object store registry.
+static NEXT_STORE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 #[derive(Debug, Clone)]
 enum Location {
@@ -126,6 +139,31 @@ impl FileSource {
     /// A file source at `location`: a local path (absolute, or relative to
     /// the working directory) or an `s3://bucket/prefix/` URL.
     pub fn new(location: &str, format: FileFormatKind, s3: S3Options) -> Result<Self> {
+        Self::with_locations(&[location], format, s3)
+    }
+
+    /// A file source whose files are at each of `locations` alike (local
+    /// directories or `s3://` prefixes; with one location, also a single
+    /// file). Reads go to the first that answers.
+    pub fn with_locations<S: AsRef<str>>(
+        locations: &[S],
+        format: FileFormatKind,
+        s3: S3Options,
+    ) -> Result<Self> {
+        if locations.is_empty() {
+            return Err(ConnectorError::Config {
+                target: "files".into(),
+                message: "expected at least one location".into(),
+            });
+        }
+        let locations = locations
+            .iter()
+            .map(|l| Self::location(l.as_ref(), &s3))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { locations, format })
+    }
+
+    fn location(location: &str, s3: &S3Options) -> Result<Location> {
         let location = if let Some(rest) = location.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
@@ -137,7 +175,7 @@ impl FileSource {
             Location::S3 {
                 bucket: bucket.to_string(),
                 prefix: prefix.trim_end_matches('/').to_string(),
-                options: s3,
+                options: s3.clone(),
             }
         } else if location.contains("://") {
             return Err(ConnectorError::Config {
@@ -151,28 +189,105 @@ impl FileSource {
             })?;
             Location::Local(path)
         };
-        Ok(Self { location, format })
+        Ok(location)
     }
 
-    /// The location as users wrote it (an absolute path or an `s3://` URL).
+    /// The first location as users wrote it (an absolute path or an
+    /// `s3://` URL).
     pub fn target(&self) -> String {
-        match &self.location {
-            Location::Local(p) => p.display().to_string(),
-            Location::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
-        }
+        self.locations
+            .first()
+            .map(Location::target)
+            .unwrap_or_default()
+    }
+
+    /// Every location, as users wrote them.
+    pub fn targets(&self) -> Vec<String> {
+        self.locations.iter().map(Location::target).collect()
     }
 
     /// Finds the tables under the location and builds a listing table for
     /// each, registering the object store with `session`'s runtime.
     pub async fn discover(&self, session: &dyn Session) -> Result<Vec<FileTable>> {
-        let target = self.target();
+        match self.locations.as_slice() {
+            [one] => self.discover_at(one, session).await,
+            _ => self.discover_replicated(session).await,
+        }
+    }
+
+    /// Discovery over several locations, through one failover store.
+    async fn discover_replicated(&self, session: &dyn Session) -> Result<Vec<FileTable>> {
+        let targets = self.targets().join(", ");
+        let mut places = Vec::new();
+        for location in &self.locations {
+            let target = location.target();
+            let (store, prefix, local_root) = match location {
+                Location::Local(path) => {
+                    if path.is_file() {
+                        return Err(ConnectorError::Config {
+                            target,
+                            message: "a file source with several locations reads directories (or s3:// prefixes), each holding the same files; this is a file".into(),
+                        });
+                    }
+                    // A directory missing now (unmounted) may come back: the
+                    // store passes over it while it is missing.
+                    let prefix = StorePath::from_absolute_path(path).map_err(|e| {
+                        ConnectorError::Config {
+                            target: target.clone(),
+                            message: e.to_string(),
+                        }
+                    })?;
+                    (
+                        Arc::new(LocalFileSystem::new()) as Arc<dyn ObjectStore>,
+                        prefix,
+                        Some(path.clone()),
+                    )
+                }
+                Location::S3 {
+                    bucket,
+                    prefix,
+                    options,
+                } => (
+                    s3_store(bucket, options, &target)?,
+                    StorePath::from(prefix.as_str()),
+                    None,
+                ),
+            };
+            places.push(failover::Location::new(store, prefix, target, local_root));
+        }
+        let store = failover::FailoverStore::new(targets.clone(), places);
+        let id = NEXT_STORE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let base_url = format!("sparfiles://store{id}/");
+        let url = Url::parse(&base_url).map_err(|e| ConnectorError::Config {
+            target: targets.clone(),
+            message: e.to_string(),
+        })?;
+        session
+            .runtime_env()
+            .register_object_store(&url, Arc::new(store.clone()));
+        let listing =
+            store
+                .list_with_delimiter(None)
+                .await
+                .map_err(|e| ConnectorError::Unavailable {
+                    target: targets.clone(),
+                    message: e.to_string(),
+                })?;
+        self.tables_of(session, &listing, &base_url).await
+    }
+
+    /// Discovery at one location.
+    async fn discover_at(
+        &self,
+        location: &Location,
+        session: &dyn Session,
+    ) -> Result<Vec<FileTable>> {
+        let target = location.target();
         let unavailable = |message: String| ConnectorError::Unavailable {
             target: target.clone(),
             message,
         };
-        let (store, base_url, prefix): (Arc<dyn ObjectStore>, String, StorePath) = match &self
-            .location
-        {
+        let (store, base_url, prefix): (Arc<dyn ObjectStore>, String, StorePath) = match location {
             Location::Local(path) => {
                 if !path.exists() {
                     return Err(unavailable(format!(
@@ -203,42 +318,12 @@ impl FileSource {
                 prefix,
                 options,
             } => {
-                // A wrong endpoint should fail start-up in seconds, not after
-                // object_store's default three minutes of retries.
-                let retry = RetryConfig {
-                    max_retries: 3,
-                    retry_timeout: Duration::from_secs(20),
-                    ..RetryConfig::default()
-                };
-                let mut builder = AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_allow_http(options.allow_http)
-                    .with_retry(retry);
-                if let Some(v) = &options.endpoint {
-                    builder = builder.with_endpoint(v);
-                }
-                if let Some(v) = &options.region {
-                    builder = builder.with_region(v);
-                }
-                if let Some(v) = &options.access_key_id {
-                    builder = builder.with_access_key_id(v);
-                }
-                if let Some(v) = &options.secret_access_key {
-                    builder = builder.with_secret_access_key(v);
-                }
-                if let Some(v) = &options.session_token {
-                    builder = builder.with_token(v);
-                }
-                let store = builder.build().map_err(|e| ConnectorError::Config {
-                    target: target.clone(),
-                    message: e.to_string(),
-                })?;
+                let store = s3_store(bucket, options, &target)?;
                 let url =
                     Url::parse(&format!("s3://{bucket}")).map_err(|e| ConnectorError::Config {
                         target: target.clone(),
                         message: e.to_string(),
                     })?;
-                let store: Arc<dyn ObjectStore> = Arc::new(store);
                 session
                     .runtime_env()
                     .register_object_store(&url, Arc::clone(&store));
@@ -253,6 +338,17 @@ impl FileSource {
             .list_with_delimiter(Some(&prefix))
             .await
             .map_err(|e| unavailable(e.to_string()))?;
+        self.tables_of(session, &listing, &base_url).await
+    }
+
+    /// A table for each directory of `listing` and each file of the
+    /// format's extension, under `base_url`.
+    async fn tables_of(
+        &self,
+        session: &dyn Session,
+        listing: &object_store::ListResult,
+        base_url: &str,
+    ) -> Result<Vec<FileTable>> {
         let mut tables = Vec::new();
         for dir in &listing.common_prefixes {
             let Some(name) = dir.filename() else { continue };
@@ -299,6 +395,51 @@ impl FileSource {
             .with_schema(schema);
         Ok(Arc::new(ListingTable::try_new(config)?))
     }
+}
+
+impl Location {
+    /// As users wrote it (an absolute path or an `s3://` URL).
+    fn target(&self) -> String {
+        match self {
+            Self::Local(p) => p.display().to_string(),
+            Self::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// The object store of an `s3://` location's bucket.
+fn s3_store(bucket: &str, options: &S3Options, target: &str) -> Result<Arc<dyn ObjectStore>> {
+    // A wrong endpoint should fail start-up in seconds, not after
+    // object_store's default three minutes of retries.
+    let retry = RetryConfig {
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(20),
+        ..RetryConfig::default()
+    };
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_allow_http(options.allow_http)
+        .with_retry(retry);
+    if let Some(v) = &options.endpoint {
+        builder = builder.with_endpoint(v);
+    }
+    if let Some(v) = &options.region {
+        builder = builder.with_region(v);
+    }
+    if let Some(v) = &options.access_key_id {
+        builder = builder.with_access_key_id(v);
+    }
+    if let Some(v) = &options.secret_access_key {
+        builder = builder.with_secret_access_key(v);
+    }
+    if let Some(v) = &options.session_token {
+        builder = builder.with_token(v);
+    }
+    let store = builder.build().map_err(|e| ConnectorError::Config {
+        target: target.to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(Arc::new(store))
 }
 
 fn table_name(file: &str, format: FileFormatKind) -> String {

@@ -362,3 +362,28 @@ fn failover_setting_errors_name_the_key() {
         "{e}"
     );
 }
+
+#[test]
+fn file_sources_take_several_locations_as_replicas() -> Result<()> {
+    let c = Config::from_toml(
+        "[sources.f]\nkind = \"files\"\nreplicas = [\"data\", \"s3://backup/data/\"]\n",
+        "spar.toml",
+        Path::new("/etc/spar"),
+    )?;
+    let SourceConfig::Files(f) = &c.sources["f"] else {
+        panic!("files")
+    };
+    assert_eq!(f.locations(), ["/etc/spar/data", "s3://backup/data/"]);
+    for (toml, expected) in [
+        ("location = \"a\"\nreplicas = [\"b\"]", "not both"),
+        ("replicas = []", "at least one location"),
+        ("format = \"csv\"", "or `replicas`, a list of them"),
+    ] {
+        let e = error(&format!("[sources.f]\nkind = \"files\"\n{toml}\n"));
+        assert!(
+            e.contains("sources.f.") && e.contains(expected),
+            "{toml}: {e}"
+        );
+    }
+    Ok(())
+}
