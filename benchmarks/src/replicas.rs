@@ -3,8 +3,10 @@
 //! same run.
 //!
 //! ```sh
-//! cargo run --release -p spar-benchmarks --bin replicas -- [SCALE_FACTOR] [RUNS]
+//! cargo run --release -p spar-benchmarks --bin replicas -- [SCALE_FACTOR] [RUNS] [QUERIES]
 //! ```
+//!
+//! QUERIES, such as `7,8,9`, runs only those (in every variant).
 //!
 //! The harness starts PostgreSQL and MariaDB on loopback and loads TPC-H
 //! (tpchgen, the specification's DDL) at SCALE_FACTOR (default 1) as the
@@ -42,11 +44,24 @@ use spar_tests::tpch::{approximate_columns, load_split, split_engine, Ddl};
 
 type Error = Box<dyn std::error::Error>;
 
-/// Runs the 22 queries through `session`, checking each answer: the
-/// seconds of each.
-async fn round(session: &Session, reference: &[Rows], variant: &str) -> Result<Vec<f64>, Error> {
+/// The queries to run and their reference answers.
+#[derive(Clone)]
+struct Workload {
+    /// The reference database's answer to each of the 22 queries.
+    reference: Vec<Rows>,
+    /// The queries to run (from 1); empty for all.
+    only: Vec<usize>,
+}
+
+/// Runs the 22 queries (those `work.only` names) through `session`, checking
+/// each answer: the seconds of each (NaN for those not run).
+async fn round(session: &Session, work: &Workload, variant: &str) -> Result<Vec<f64>, Error> {
     let mut times = Vec::new();
-    for (i, (sql, expected)) in QUERIES.iter().zip(reference).enumerate() {
+    for (i, (sql, expected)) in QUERIES.iter().zip(&work.reference).enumerate() {
+        if !work.only.is_empty() && !work.only.contains(&(i + 1)) {
+            times.push(f64::NAN);
+            continue;
+        }
         let started = Instant::now();
         let batches = session
             .sql(sql)
@@ -154,13 +169,13 @@ async fn hurt_round(
     hedge_after: Option<HedgeAfter>,
     hurt: Hurt,
     after: Duration,
-    reference: &[Rows],
+    work: &Workload,
     variant: &str,
 ) -> Result<(Vec<f64>, String), Error> {
     let (pg_a, pg_b, maria, maria_a) = others;
     let engine = replicated(&[&*primary, pg_a, pg_b], &[maria, maria_a], hedge_after).await?;
     let session = engine.session();
-    round(&session, reference, variant).await?;
+    round(&session, work, variant).await?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let timer = tokio::spawn(async move {
         tokio::select! {
@@ -170,10 +185,10 @@ async fn hurt_round(
     });
     let run = {
         let session = session.clone();
-        let reference = reference.to_vec();
+        let work = work.clone();
         let variant = variant.to_string();
         tokio::spawn(async move {
-            round(&session, &reference, &variant)
+            round(&session, &work, &variant)
                 .await
                 .map_err(|e| e.to_string())
         })
@@ -209,7 +224,7 @@ async fn hurt_round(
 }
 
 fn total(times: &[f64]) -> f64 {
-    times.iter().sum()
+    times.iter().filter(|t| !t.is_nan()).sum()
 }
 
 #[tokio::main]
@@ -220,6 +235,13 @@ async fn main() -> Result<(), Error> {
     if runs == 0 {
         return Err("RUNS must be at least 1".into());
     }
+    let only: Vec<usize> = match args.next() {
+        None => Vec::new(),
+        Some(a) => a
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<Vec<usize>, _>>()?,
+    };
 
     let mut pg = PgServer::start().await?;
     let maria = MariaDbServer::start().await?;
@@ -235,6 +257,8 @@ async fn main() -> Result<(), Error> {
         );
     }
     drop(reference_db);
+    let work = Workload { reference, only };
+    let only = &work.only;
     let pg_a = pg.replica().await?;
     let pg_b = pg.replica().await?;
     let maria_a = maria.replica().await?;
@@ -246,20 +270,40 @@ async fn main() -> Result<(), Error> {
     let single = split_engine(&pg, &maria).await?.session();
     let healthy_engine = replicated(&[&pg, &pg_a, &pg_b], &[&maria, &maria_a], None).await?;
     let healthy = healthy_engine.session();
-    round(&single, &reference, "single").await?;
-    round(&healthy, &reference, "healthy").await?;
-    let mut best_single = vec![f64::INFINITY; QUERIES.len()];
-    let mut best_healthy = vec![f64::INFINITY; QUERIES.len()];
+    round(&single, &work, "single").await?;
+    round(&healthy, &work, "healthy").await?;
+    // The fragments the replicas make Spar read in key order.
+    for (i, sql) in QUERIES.iter().enumerate() {
+        if !only.is_empty() && !only.contains(&(i + 1)) {
+            continue;
+        }
+        let plan = healthy
+            .sql(&format!("EXPLAIN {sql}"))
+            .await?
+            .collect()
+            .await?;
+        for line in arrow_rows(&plan)
+            .iter()
+            .flatten()
+            .filter_map(|c| c.text.as_deref())
+            .flat_map(str::lines)
+            .filter(|l| l.contains("FragmentExec") && l.contains("ORDER BY"))
+        {
+            eprintln!("Q{} key-ordered: {}", i + 1, line.trim());
+        }
+    }
+    let mut best_single = vec![f64::NAN; QUERIES.len()];
+    let mut best_healthy = vec![f64::NAN; QUERIES.len()];
     for _ in 0..runs {
         for (best, t) in best_single
             .iter_mut()
-            .zip(round(&single, &reference, "single").await?)
+            .zip(round(&single, &work, "single").await?)
         {
             *best = best.min(t);
         }
         for (best, t) in best_healthy
             .iter_mut()
-            .zip(round(&healthy, &reference, "healthy").await?)
+            .zip(round(&healthy, &work, "healthy").await?)
         {
             *best = best.min(t);
         }
@@ -271,27 +315,9 @@ async fn main() -> Result<(), Error> {
     let others = (&pg_a, &pg_b, &maria, &maria_a);
     let p95 = Some(HedgeAfter::Percentile(95.0));
     let mut reports = Vec::new();
-    let (killed, r) = hurt_round(
-        &mut pg,
-        others,
-        None,
-        Hurt::Kill,
-        half,
-        &reference,
-        "killed",
-    )
-    .await?;
+    let (killed, r) = hurt_round(&mut pg, others, None, Hurt::Kill, half, &work, "killed").await?;
     reports.push(r);
-    let (paused, r) = hurt_round(
-        &mut pg,
-        others,
-        None,
-        Hurt::Pause,
-        half,
-        &reference,
-        "paused",
-    )
-    .await?;
+    let (paused, r) = hurt_round(&mut pg, others, None, Hurt::Pause, half, &work, "paused").await?;
     reports.push(r);
     let (hedged, r) = hurt_round(
         &mut pg,
@@ -299,7 +325,7 @@ async fn main() -> Result<(), Error> {
         p95,
         Hurt::Pause,
         half,
-        &reference,
+        &work,
         "paused, hedged",
     )
     .await?;
@@ -313,6 +339,9 @@ async fn main() -> Result<(), Error> {
         "q", "single", "healthy", "ratio", "killed", "paused", "hedged"
     );
     for i in 0..QUERIES.len() {
+        if best_single[i].is_nan() {
+            continue;
+        }
         println!(
             "Q{:<3} {:>8.3} {:>8.3} {:>6.2} {:>8.3} {:>8.3} {:>8.3}",
             i + 1,

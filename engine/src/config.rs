@@ -447,6 +447,7 @@ struct RawSource {
     circuit_failures: Option<i64>,
     circuit_backoff: Option<String>,
     resume_buffer: Option<toml::Value>,
+    resume_scans: Option<bool>,
     hedge_after: Option<String>,
 }
 
@@ -967,7 +968,7 @@ impl Validator<'_> {
 
 impl RawSource {
     /// The replica-set keys and whether each is present.
-    fn replica_keys(&self) -> [(&'static str, bool); 10] {
+    fn replica_keys(&self) -> [(&'static str, bool); 11] {
         [
             ("max_staleness", self.max_staleness.is_some()),
             ("connect_timeout", self.connect_timeout.is_some()),
@@ -982,6 +983,7 @@ impl RawSource {
             ("circuit_backoff", self.circuit_backoff.is_some()),
             ("resume_buffer", self.resume_buffer.is_some()),
             ("hedge_after", self.hedge_after.is_some()),
+            ("resume_scans", self.resume_scans.is_some()),
         ]
     }
 }
@@ -1031,6 +1033,7 @@ impl Validator<'_> {
                 None => d.resume_buffer,
                 Some(v) => self.bytes(&key("resume_buffer"), v)?,
             },
+            resume_scans: raw.resume_scans.unwrap_or(d.resume_scans),
             hedge_after: raw
                 .hedge_after
                 .as_ref()

@@ -692,6 +692,23 @@ async fn scans_are_read_in_key_order_only_when_another_replica_can_resume_them()
     let two = plan("two").await;
     assert!(!one.contains("ORDER BY"), "{one}");
     assert!(two.contains("ORDER BY"), "{two}");
+    // `resume_scans = false` trades mid-stream resume for the plain scan.
+    engine
+        .register_source(
+            "fast",
+            &SourceConfig::Sqlite(
+                SqliteSourceConfig::new([dir.path().join("big.db"), dir.path().join("copy.db")])
+                    .with_settings(spar_engine::ReplicaSettings {
+                        resume_buffer: 64 << 10,
+                        resume_scans: false,
+                        ..Default::default()
+                    }),
+            ),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fast = plan("fast").await;
+    assert!(!fast.contains("ORDER BY"), "{fast}");
     // Both read every row.
     for source in ["one", "two"] {
         assert_eq!(

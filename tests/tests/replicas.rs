@@ -40,6 +40,7 @@ fn settings() -> ReplicaSettings {
         circuit_backoff: Duration::from_millis(300),
         max_staleness: None,
         resume_buffer: 64 << 10,
+        resume_scans: true,
         hedge_after: None,
     }
 }

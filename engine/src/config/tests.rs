@@ -290,6 +290,7 @@ fn reads_failover_settings_with_defaults() -> Result<()> {
         max_staleness = "30s"
         resume_buffer = "1MiB"
         hedge_after = "p95"
+        resume_scans = false
         [sources.lite]
         kind = "sqlite"
         replicas = ["a.db"]
@@ -312,6 +313,7 @@ fn reads_failover_settings_with_defaults() -> Result<()> {
             max_staleness: Some(ms(30_000)),
             resume_buffer: 1 << 20,
             hedge_after: Some(crate::replica::HedgeAfter::Percentile(95.0)),
+            resume_scans: false,
         }
     );
     let SourceConfig::Sqlite(lite) = &c.sources["lite"] else {

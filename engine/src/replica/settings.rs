@@ -38,6 +38,11 @@ pub struct ReplicaSettings {
     /// replica invisibly. Scans estimated larger are read in key order so
     /// that they can resume after the last row delivered.
     pub resume_buffer: usize,
+    /// Whether large scans of one table are read in key order so that
+    /// they can resume mid-stream on another replica (`true`); `false`
+    /// reads them as they come, faster, and a failure after rows were
+    /// delivered fails the query.
+    pub resume_scans: bool,
     /// When a fragment with no first batch yet also starts on a second
     /// replica (`None`: never). The first to deliver wins; the other's
     /// statement is cancelled.
@@ -97,6 +102,7 @@ impl Default for ReplicaSettings {
             circuit_backoff: Duration::from_secs(1),
             max_staleness: None,
             resume_buffer: 16 << 20,
+            resume_scans: true,
             hedge_after: None,
         }
     }

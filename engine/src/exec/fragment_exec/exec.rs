@@ -58,7 +58,7 @@ impl FragmentExec {
         let resume = fragment
             .resume
             .as_ref()
-            .filter(|_| replicas.connectors().nth(1).is_some())
+            .filter(|_| replicas.settings().resume_scans && replicas.connectors().nth(1).is_some())
             .filter(|_| {
                 may_exceed(
                     &fragment.statistics,
