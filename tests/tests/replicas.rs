@@ -276,11 +276,13 @@ async fn wait_no_fragments(server: &PgServer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statement_timeout_stops_a_stalled_query_and_its_statement() {
     let a = pg_primary().await;
-    // Deadlines of the replica set far beyond the statement timeout: only
-    // the statement timeout can stop the query.
+    // Deadlines of the replica set far beyond the statement timeout, and a
+    // circuit that failed health checks cannot open: only the statement
+    // timeout can stop the query.
     let patient = ReplicaSettings {
         stall_timeout: Duration::from_secs(600),
         first_batch_timeout: Duration::from_secs(600),
+        circuit_failures: 1000,
         ..settings()
     };
     let engine = engine(pg_source(vec![a.url("shop")], patient)).await;

@@ -624,6 +624,21 @@ impl ReplicaSet {
         (i, hedge, self.attempt(i, sql, schema).await)
     }
 
+    /// A watch on replica `index`'s circuit: judged down once it opens
+    /// after having opened `opened_before` times.
+    fn circuit_watch(&self, index: usize, opened_before: u64) -> stall::CircuitWatch {
+        let set = self.clone();
+        stall::CircuitWatch {
+            judged_down: Box::new(move || {
+                set.inner
+                    .replicas
+                    .get(index)
+                    .is_some_and(|r| r.health.opened_since(opened_before))
+            }),
+            tick: Box::pin(tokio::time::sleep(CIRCUIT_WATCH)),
+        }
+    }
+
     /// How far along replication replica `index` is, when it can tell
     /// within the connect timeout.
     pub async fn position(&self, index: usize) -> Option<ReplicaPosition> {
@@ -740,6 +755,7 @@ impl ReplicaSet {
                 settings.stall_timeout,
                 target.clone(),
                 in_flight,
+                Some(self.circuit_watch(i, opened_before)),
             )),
             replica: target,
             index: i,

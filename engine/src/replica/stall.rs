@@ -23,7 +23,18 @@ pub(crate) struct StallGuarded {
     deadline: Pin<Box<Sleep>>,
     target: String,
     done: bool,
+    /// While no batch arrives, whether the replica has been judged down
+    /// (its circuit opened) since the stream started: then it waits no
+    /// longer for `timeout`.
+    watch: Option<CircuitWatch>,
     _in_flight: InFlight,
+}
+
+/// What a waiting stream looks at: has its replica's circuit opened?
+pub(crate) struct CircuitWatch {
+    /// True once the circuit has opened since the stream began.
+    pub(crate) judged_down: Box<dyn Fn() -> bool + Send + Sync>,
+    pub(crate) tick: Pin<Box<Sleep>>,
 }
 
 impl StallGuarded {
@@ -32,6 +43,7 @@ impl StallGuarded {
         timeout: Duration,
         target: String,
         in_flight: InFlight,
+        watch: Option<CircuitWatch>,
     ) -> Self {
         Self {
             inner,
@@ -39,8 +51,19 @@ impl StallGuarded {
             deadline: Box::pin(tokio::time::sleep(timeout)),
             target,
             done: false,
+            watch,
             _in_flight: in_flight,
         }
+    }
+
+    fn fail(&mut self, message: String) -> Poll<Option<Result<RecordBatch>>> {
+        self.done = true;
+        Poll::Ready(Some(Err(DataFusionError::from(
+            ConnectorError::Transient {
+                target: self.target.clone(),
+                message,
+            },
+        ))))
     }
 }
 
@@ -60,21 +83,32 @@ impl Stream for StallGuarded {
                 }
                 Poll::Ready(item)
             }
-            Poll::Pending => match self.deadline.poll_unpin(cx) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(()) => {
-                    self.done = true;
-                    Poll::Ready(Some(Err(DataFusionError::from(
-                        ConnectorError::Transient {
-                            target: self.target.clone(),
-                            message: format!(
-                                "no rows arrived for {} (stall_timeout); the replica stalled",
-                                humantime::format_duration(self.timeout)
-                            ),
-                        },
-                    ))))
+            Poll::Pending => {
+                if self.deadline.poll_unpin(cx).is_ready() {
+                    let message = format!(
+                        "no rows arrived for {} (stall_timeout); the replica stalled",
+                        humantime::format_duration(self.timeout)
+                    );
+                    return self.fail(message);
                 }
-            },
+                let mut judged_down = false;
+                if let Some(watch) = self.watch.as_mut() {
+                    while watch.tick.poll_unpin(cx).is_ready() {
+                        if (watch.judged_down)() {
+                            judged_down = true;
+                            break;
+                        }
+                        let next = Instant::now() + super::CIRCUIT_WATCH;
+                        watch.tick.as_mut().reset(next);
+                    }
+                }
+                if judged_down {
+                    return self.fail(
+                        "its circuit opened (failed health checks or fragments) while the fragment waited for rows; the statement was cancelled".into(),
+                    );
+                }
+                Poll::Pending
+            }
         }
     }
 }

@@ -32,6 +32,8 @@ enum Script {
     SlowFirst(u64, i64),
     /// Sends nothing, ever, and fails its health checks.
     Hung,
+    /// Sends `n` batches, then nothing, and fails its health checks.
+    HungAfter(i64),
 }
 
 #[derive(Debug)]
@@ -82,6 +84,7 @@ impl Connector for Scripted {
             Script::StallAfter(n) => (n, 2, 0),
             Script::SlowFirst(ms, n) => (n, 0, ms),
             Script::Hung => (0, 2, 0),
+            Script::HungAfter(n) => (n, 2, 0),
         };
         let target = self.target.clone();
         let batch_schema = Arc::clone(&schema);
@@ -116,7 +119,7 @@ impl Connector for Scripted {
     }
     async fn health_check(&self) -> spar_connectors::Result<()> {
         match self.script {
-            Script::Hung => Err(ConnectorError::Transient {
+            Script::Hung | Script::HungAfter(_) => Err(ConnectorError::Transient {
                 target: self.target.clone(),
                 message: "the health check timed out".into(),
             }),
@@ -337,4 +340,26 @@ async fn a_fragment_waiting_on_a_replica_judged_down_moves_on() {
         .clone()
         .unwrap_or_default();
     assert!(last.contains("circuit opened"), "{last}");
+}
+
+#[tokio::test]
+async fn a_stream_waiting_on_a_replica_judged_down_moves_on() {
+    let settings = ReplicaSettings {
+        stall_timeout: Duration::from_secs(60),
+        health_check_interval: Duration::from_millis(50),
+        circuit_failures: 2,
+        circuit_backoff: Duration::from_secs(30),
+        resume_buffer: 1 << 20,
+        ..ReplicaSettings::default()
+    };
+    // r0 sends two batches and hangs; nothing was emitted, so the
+    // fragment reruns on r1 once r0's circuit opens.
+    let set = replicas_with(&[Script::HungAfter(2), Script::Rows(3)], settings);
+    set.start_health_checks();
+    let (values, error, served, _) = tokio::time::timeout(Duration::from_secs(20), run(&set))
+        .await
+        .unwrap_or_else(|_| panic!("the stream waited for its stall timeout"));
+    assert_eq!(error, None);
+    assert_eq!(values, [0, 1, 2]);
+    assert_eq!(served, ["r0", "r1"]);
 }
