@@ -7,8 +7,8 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, CastKind, DataType as SqlDataType, ExactNumberInfo, Expr as SqlExpr,
-    Ident, ObjectName, Set, Statement as SqlStatement, Value,
+    visit_expressions, visit_expressions_mut, CastKind, DataType as SqlDataType, ExactNumberInfo,
+    Expr as SqlExpr, Ident, ObjectName, Set, SetExpr, Statement as SqlStatement, Value,
 };
 
 use crate::access::Access;
@@ -96,6 +96,7 @@ impl Session {
         let mut statement = statement;
         read_literals(&mut statement);
         postgres_setting_names(&mut statement);
+        refuse_columnless_subqueries(&statement)?;
         let state = self.ctx.state();
         for reference in state.resolve_table_references(&statement)? {
             // `generate_series(…)` and other table functions are not tables.
@@ -476,6 +477,43 @@ fn rewrite_literal(e: &mut SqlExpr) {
         if let Some(arrow) = arrow_year(text) {
             *text = arrow;
         }
+    }
+}
+
+/// Refuses a subquery used as a value (`x > (SELECT …)`, `x IN (SELECT
+/// …)`, `x = ANY (SELECT …)`) that returns no column, such as `(SELECT
+/// FROM t)`: PostgreSQL refuses it too, and DataFusion's planner would
+/// index its missing first column and panic.
+fn refuse_columnless_subqueries(statement: &Statement) -> Result<()> {
+    match statement {
+        Statement::Statement(s) => {
+            let found = visit_expressions(s.as_ref(), |e| match e {
+                SqlExpr::Subquery(q) | SqlExpr::InSubquery { subquery: q, .. }
+                    if returns_no_column(&q.body) =>
+                {
+                    std::ops::ControlFlow::Break(())
+                }
+                _ => std::ops::ControlFlow::Continue(()),
+            });
+            if found.is_break() {
+                return Err(EngineError::DataFusion(DataFusionError::Plan(
+                    "a subquery used as a value (or after IN, ANY, ALL) must return one column; this one returns none".into(),
+                )));
+            }
+            Ok(())
+        }
+        Statement::Explain(explain) => refuse_columnless_subqueries(&explain.statement),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a query body selects no column at all.
+fn returns_no_column(body: &SetExpr) -> bool {
+    match body {
+        SetExpr::Select(select) => select.projection.is_empty(),
+        SetExpr::Query(query) => returns_no_column(&query.body),
+        SetExpr::SetOperation { left, .. } => returns_no_column(left),
+        _ => false,
     }
 }
 

@@ -772,3 +772,38 @@ async fn a_file_source_reads_its_next_location_when_one_is_gone() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn subqueries_used_as_values_must_return_a_column() {
+    let dir = tempdir();
+    let db = sqlite_db(
+        dir.path(),
+        "t.db",
+        "CREATE TABLE t (id INTEGER, amount REAL); INSERT INTO t VALUES (1, 2.0);",
+    );
+    let engine = Engine::builder()
+        .with_source("s", SourceConfig::Sqlite(SqliteSourceConfig::new([db])))
+        .with_search_path(["s.main"])
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let session = engine.session();
+    for sql in [
+        "SELECT id FROM t WHERE amount > (SELECT FROM t)",
+        "EXPLAIN SELECT id FROM t WHERE id IN (SELECT FROM t)",
+        "SELECT id FROM t WHERE id = ANY (SELECT FROM t UNION SELECT FROM t)",
+    ] {
+        let e = session
+            .sql(sql)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("must return one column"), "{sql}: {e}");
+    }
+    // EXISTS needs no column, and a query of no column is still a query.
+    assert_eq!(
+        rows(&session, "SELECT id FROM t WHERE EXISTS (SELECT FROM t)").await,
+        ["1"]
+    );
+}
