@@ -223,10 +223,7 @@ impl Collector for SourceCollector {
         )?;
         for (source, s) in &stats {
             for replica in &s.replicas {
-                let labels: Labels = vec![
-                    ("source".into(), source.clone()),
-                    ("replica".into(), replica.target.clone()),
-                ];
+                let labels = replica_labels(source, &replica.target);
                 let up = i64::from(replica.state == "healthy");
                 ConstGauge::new(up).encode(family.encode_family(&labels)?)?;
             }
@@ -239,15 +236,20 @@ impl Collector for SourceCollector {
         )?;
         for (source, s) in &stats {
             for replica in &s.replicas {
-                let labels: Labels = vec![
-                    ("source".into(), source.clone()),
-                    ("replica".into(), replica.target.clone()),
-                ];
+                let labels = replica_labels(source, &replica.target);
                 FixedHistogram(&replica.first_batch).encode(family.encode_family(&labels)?)?;
             }
         }
         Ok(())
     }
+}
+
+/// The labels of one replica's series.
+fn replica_labels(source: &str, replica: &str) -> Labels {
+    vec![
+        ("source".into(), source.to_string()),
+        ("replica".into(), replica.to_string()),
+    ]
 }
 
 /// A histogram read from the engine at scrape time.

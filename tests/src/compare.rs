@@ -29,6 +29,17 @@ pub struct Cell {
 /// A result's rows of cells, in result order.
 pub type Rows = Vec<Vec<Cell>>;
 
+/// The rows of `sql` run through `session`; an error says whether
+/// planning or running failed.
+pub async fn spar_rows(session: &spar_engine::Session, sql: &str) -> Result<Rows, String> {
+    let df = session
+        .sql(sql)
+        .await
+        .map_err(|e| format!("planning: {e}"))?;
+    let batches = df.collect().await.map_err(|e| format!("running: {e}"))?;
+    Ok(arrow_rows(&batches))
+}
+
 /// Spar's batches as rows of typed cells.
 pub fn arrow_rows(batches: &[RecordBatch]) -> Rows {
     let options = FormatOptions::default();

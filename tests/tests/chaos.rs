@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spar_engine::replica::{HedgeAfter, ReplicaSettings};
-use spar_engine::{Engine, Policy, ServerSourceConfig, Session, SourceConfig};
+use spar_engine::{Engine, Policy, ServerSourceConfig, SourceConfig};
 use spar_server::tpch::QUERIES;
-use spar_tests::compare::{arrow_rows, differences, postgres_rows, Rows};
+use spar_tests::compare::{differences, postgres_rows, spar_rows};
 use spar_tests::differential::Rng;
 use spar_tests::harness::{MariaDbServer, PgServer};
 use spar_tests::tpch::{approximate_columns, load_split, Ddl};
@@ -122,15 +122,6 @@ async fn chaos(
         actions.fetch_add(1, Ordering::Relaxed);
     }
     servers
-}
-
-async fn spar_rows(session: &Session, sql: &str) -> Result<Rows, String> {
-    let df = session
-        .sql(sql)
-        .await
-        .map_err(|e| format!("planning: {e}"))?;
-    let batches = df.collect().await.map_err(|e| format!("running: {e}"))?;
-    Ok(arrow_rows(&batches))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

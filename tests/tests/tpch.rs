@@ -16,7 +16,7 @@ use spar_engine::{
 };
 use spar_server::demo::{write_parquet, write_sqlite, CATALOG_TABLES, SALES_TABLES};
 use spar_server::tpch::QUERIES;
-use spar_tests::compare::{arrow_rows, differences, postgres_rows, Rows};
+use spar_tests::compare::{differences, postgres_rows, spar_rows, Rows};
 use spar_tests::harness::{MariaDbServer, PgServer};
 use spar_tests::tpch::{approximate_columns, load_split, split_engine, Ddl};
 
@@ -24,15 +24,6 @@ const SCALE: f64 = 0.1;
 
 fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
-}
-
-async fn spar_rows(session: &Session, sql: &str) -> Result<Rows, String> {
-    let df = session
-        .sql(sql)
-        .await
-        .map_err(|e| format!("planning: {e}"))?;
-    let batches = df.collect().await.map_err(|e| format!("running: {e}"))?;
-    Ok(arrow_rows(&batches))
 }
 
 /// Runs every query on each session and returns one line per query that
