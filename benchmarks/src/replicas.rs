@@ -15,10 +15,11 @@
 //! Then two streaming replicas of the PostgreSQL server and one of the
 //! MariaDB server. Variants, each running the 22 queries in turn:
 //!
-//! - `single`: one replica per source (the primaries), default settings:
-//!   Spar as it runs without replicas;
+//! - `single`: one replica per source (the primaries), `resume = "off"`:
+//!   Spar as it ran before replica sets could resume a fragment;
 //! - `healthy`: PostgreSQL with 3 replicas and MariaDB with 2
-//!   (`primary_first`), every replica up;
+//!   (`primary_first`, `resume = "replay"`, the default), every replica
+//!   up;
 //! - `killed`: the same, the PostgreSQL primary (the replica serving)
 //!   killed (SIGKILL) halfway through the healthy time;
 //! - `paused`: the same, the PostgreSQL primary paused (SIGSTOP) halfway;
@@ -35,12 +36,12 @@
 
 use std::time::{Duration, Instant};
 
-use spar_engine::replica::{HedgeAfter, ReplicaSettings};
+use spar_engine::replica::{HedgeAfter, ReplicaSettings, Resume};
 use spar_engine::{Engine, Policy, ServerSourceConfig, Session, SourceConfig};
 use spar_server::tpch::QUERIES;
 use spar_tests::compare::{arrow_rows, differences, postgres_rows, Rows};
 use spar_tests::harness::{MariaDbServer, PgServer};
-use spar_tests::tpch::{approximate_columns, load_split, split_engine, Ddl};
+use spar_tests::tpch::{approximate_columns, load_split, Ddl};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -89,16 +90,18 @@ async fn round(session: &Session, work: &Workload, variant: &str) -> Result<Vec<
 }
 
 /// An engine over the replicas: `pg` (PostgreSQL, primary first) and
-/// `maria` (MariaDB), with `hedge_after`.
+/// `maria` (MariaDB), with `hedge_after` and `resume`.
 async fn replicated(
     pg: &[&PgServer],
     maria: &[&MariaDbServer],
     hedge_after: Option<HedgeAfter>,
+    resume: Resume,
 ) -> Result<Engine, Error> {
     let settings = ReplicaSettings {
         stall_timeout: Duration::from_secs(5),
         first_batch_timeout: Duration::from_secs(60),
         hedge_after,
+        resume,
         ..ReplicaSettings::default()
     };
     let source = |urls: Vec<String>| {
@@ -173,7 +176,13 @@ async fn hurt_round(
     variant: &str,
 ) -> Result<(Vec<f64>, String), Error> {
     let (pg_a, pg_b, maria, maria_a) = others;
-    let engine = replicated(&[&*primary, pg_a, pg_b], &[maria, maria_a], hedge_after).await?;
+    let engine = replicated(
+        &[&*primary, pg_a, pg_b],
+        &[maria, maria_a],
+        hedge_after,
+        Resume::Replay,
+    )
+    .await?;
     let session = engine.session();
     round(&session, work, variant).await?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -258,7 +267,6 @@ async fn main() -> Result<(), Error> {
     }
     drop(reference_db);
     let work = Workload { reference, only };
-    let only = &work.only;
     let pg_a = pg.replica().await?;
     let pg_b = pg.replica().await?;
     let maria_a = maria.replica().await?;
@@ -267,31 +275,19 @@ async fn main() -> Result<(), Error> {
         loading.elapsed()
     );
 
-    let single = split_engine(&pg, &maria).await?.session();
-    let healthy_engine = replicated(&[&pg, &pg_a, &pg_b], &[&maria, &maria_a], None).await?;
+    let single = replicated(&[&pg], &[&maria], None, Resume::Off)
+        .await?
+        .session();
+    let healthy_engine = replicated(
+        &[&pg, &pg_a, &pg_b],
+        &[&maria, &maria_a],
+        None,
+        Resume::Replay,
+    )
+    .await?;
     let healthy = healthy_engine.session();
     round(&single, &work, "single").await?;
     round(&healthy, &work, "healthy").await?;
-    // The fragments the replicas make Spar read in key order.
-    for (i, sql) in QUERIES.iter().enumerate() {
-        if !only.is_empty() && !only.contains(&(i + 1)) {
-            continue;
-        }
-        let plan = healthy
-            .sql(&format!("EXPLAIN {sql}"))
-            .await?
-            .collect()
-            .await?;
-        for line in arrow_rows(&plan)
-            .iter()
-            .flatten()
-            .filter_map(|c| c.text.as_deref())
-            .flat_map(str::lines)
-            .filter(|l| l.contains("FragmentExec") && l.contains("ORDER BY"))
-        {
-            eprintln!("Q{} key-ordered: {}", i + 1, line.trim());
-        }
-    }
     let mut best_single = vec![f64::NAN; QUERIES.len()];
     let mut best_healthy = vec![f64::NAN; QUERIES.len()];
     for _ in 0..runs {

@@ -447,7 +447,7 @@ struct RawSource {
     circuit_failures: Option<i64>,
     circuit_backoff: Option<String>,
     resume_buffer: Option<toml::Value>,
-    resume_scans: Option<bool>,
+    resume: Option<String>,
     hedge_after: Option<String>,
 }
 
@@ -983,7 +983,7 @@ impl RawSource {
             ("circuit_backoff", self.circuit_backoff.is_some()),
             ("resume_buffer", self.resume_buffer.is_some()),
             ("hedge_after", self.hedge_after.is_some()),
-            ("resume_scans", self.resume_scans.is_some()),
+            ("resume", self.resume.is_some()),
         ]
     }
 }
@@ -1033,7 +1033,12 @@ impl Validator<'_> {
                 None => d.resume_buffer,
                 Some(v) => self.bytes(&key("resume_buffer"), v)?,
             },
-            resume_scans: raw.resume_scans.unwrap_or(d.resume_scans),
+            resume: raw
+                .resume
+                .as_ref()
+                .map(|v| v.parse().map_err(|e| self.err(key("resume"), e)))
+                .transpose()?
+                .unwrap_or(d.resume),
             hedge_after: raw
                 .hedge_after
                 .as_ref()

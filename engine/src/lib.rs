@@ -56,7 +56,7 @@ pub use config::{
 pub use engine::{Engine, EngineBuilder, SessionOptions};
 pub use error::{EngineError, Result};
 pub use exec::FragmentExec;
-pub use replica::{Policy, ReplicaReport, ReplicaSet, ReplicaSetStats, ReplicaSettings};
+pub use replica::{Policy, ReplicaReport, ReplicaSet, ReplicaSetStats, ReplicaSettings, Resume};
 pub use session::Session;
 /// The connectors crate, for callers that talk to a source directly.
 pub use spar_connectors as connectors;

@@ -655,7 +655,7 @@ async fn statement_timeout_stops_a_query_in_the_api_and_in_sql() {
 }
 
 #[tokio::test]
-async fn scans_are_read_in_key_order_only_when_another_replica_can_resume_them() {
+async fn with_key_order_scans_are_read_in_key_order_only_when_another_replica_can_resume_them() {
     let dir = tempdir();
     let db = sqlite_db(
         dir.path(),
@@ -666,6 +666,7 @@ async fn scans_are_read_in_key_order_only_when_another_replica_can_resume_them()
     std::fs::copy(&db, &copy).unwrap_or_else(|e| panic!("{e}"));
     let small_buffer = spar_engine::ReplicaSettings {
         resume_buffer: 64 << 10,
+        resume: spar_engine::Resume::KeyOrder,
         ..Default::default()
     };
     let engine = Engine::builder()
@@ -692,7 +693,7 @@ async fn scans_are_read_in_key_order_only_when_another_replica_can_resume_them()
     let two = plan("two").await;
     assert!(!one.contains("ORDER BY"), "{one}");
     assert!(two.contains("ORDER BY"), "{two}");
-    // `resume_scans = false` trades mid-stream resume for the plain scan.
+    // The default, `resume = "replay"`, reads the plain scan.
     engine
         .register_source(
             "fast",
@@ -700,7 +701,6 @@ async fn scans_are_read_in_key_order_only_when_another_replica_can_resume_them()
                 SqliteSourceConfig::new([dir.path().join("big.db"), dir.path().join("copy.db")])
                     .with_settings(spar_engine::ReplicaSettings {
                         resume_buffer: 64 << 10,
-                        resume_scans: false,
                         ..Default::default()
                     }),
             ),

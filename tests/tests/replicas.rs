@@ -12,7 +12,7 @@ use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{execute_stream, ExecutionPlan};
 use futures::StreamExt;
 use spar_engine::connectors::ReplicaPosition;
-use spar_engine::replica::ReplicaSettings;
+use spar_engine::replica::{ReplicaSettings, Resume};
 use spar_engine::{Engine, Policy, ServerSourceConfig, Session, SourceConfig};
 use spar_tests::harness::{MariaDbServer, PgServer};
 use spar_tests::rows;
@@ -27,8 +27,8 @@ fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
 const ROWS: i64 = 1_000_000;
 
 /// Short deadlines, so that a hung replica is given up on quickly, and a
-/// small resume buffer, so that the scan is read in key order and emits
-/// early.
+/// small resume buffer, so that the scan emits early and a failure
+/// mid-stream must resume (by replay: `resume`'s default).
 fn settings() -> ReplicaSettings {
     ReplicaSettings {
         connect_timeout: Duration::from_secs(2),
@@ -40,7 +40,7 @@ fn settings() -> ReplicaSettings {
         circuit_backoff: Duration::from_millis(300),
         max_staleness: None,
         resume_buffer: 64 << 10,
-        resume_scans: true,
+        resume: Resume::Replay,
         hedge_after: None,
     }
 }
@@ -192,8 +192,9 @@ async fn postgres_scan_resumes_after_its_replica_is_killed_or_paused_mid_stream(
     let session = engine.session();
     let sql = "SELECT id, v FROM src.public.big";
 
-    // Killed after 200,000 rows: the scan continues on the second replica
-    // after the last id delivered.
+    // Killed after 200,000 rows: the scan replays on the second replica,
+    // which reads the rows delivered again (checked, not emitted) and
+    // goes on after them.
     let mut target = Some(&mut a);
     let (ids, plan) = scan_with(&session, sql, 200_000, || {
         if let Some(a) = target.take() {
@@ -205,7 +206,7 @@ async fn postgres_scan_resumes_after_its_replica_is_killed_or_paused_mid_stream(
     let shown = analyzed(&plan);
     assert!(shown.contains("resumes=1"), "{shown}");
     assert!(shown.contains(&format!("{} -> ", target_of(&a))), "{shown}");
-    assert!(shown.contains("ORDER BY"), "read in key order: {shown}");
+    assert!(!shown.contains("ORDER BY"), "read as it comes: {shown}");
 
     // While it is down, system.replicas shows its circuit open and why.
     let state_of_a = format!(
@@ -231,10 +232,23 @@ async fn postgres_scan_resumes_after_its_replica_is_killed_or_paused_mid_stream(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // Paused (SIGSTOP) after 200,000 rows: the stall timeout gives up on
-    // it and the scan resumes on the other replica.
+    // Paused (SIGSTOP) after 200,000 rows, read in key order (`resume =
+    // "key_order"`, the same replicas as another source): the stall
+    // timeout gives up on it and the scan continues on the other replica
+    // after the last id delivered.
+    let key_order = ReplicaSettings {
+        resume: Resume::KeyOrder,
+        ..settings()
+    };
+    ok(engine
+        .register_source(
+            "keyed",
+            &pg_source(vec![a.url("shop"), b.url("shop")], key_order),
+        )
+        .await);
     let started = Instant::now();
-    let (ids, plan) = scan_with(&session, sql, 200_000, || ok(a.pause())).await;
+    let keyed = "SELECT id, v FROM keyed.public.big";
+    let (ids, plan) = scan_with(&session, keyed, 200_000, || ok(a.pause())).await;
     assert_exactly_all(&ids);
     assert!(
         started.elapsed() < Duration::from_secs(30),
@@ -243,6 +257,7 @@ async fn postgres_scan_resumes_after_its_replica_is_killed_or_paused_mid_stream(
     );
     let shown = analyzed(&plan);
     assert!(shown.contains("resumes=1"), "{shown}");
+    assert!(shown.contains("ORDER BY"), "read in key order: {shown}");
     ok(a.resume());
     // Once it runs again, the abandoned statement is gone from it.
     wait_no_fragments(&a).await;

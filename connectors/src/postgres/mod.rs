@@ -118,6 +118,19 @@ impl PostgresConnector {
             .create_timeout(Some(connect_timeout))
             .recycle_timeout(Some(connect_timeout))
             .runtime(deadpool_postgres::Runtime::Tokio1)
+            // A scan of a large table starts at its first page even while
+            // another scan of it is under way (PostgreSQL would otherwise
+            // join that scan midway), so that a fragment run again, on
+            // this server or a physical standby, returns its rows in the
+            // same order: a replay after a failure depends on it.
+            .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
+                Box::pin(async move {
+                    client
+                        .batch_execute("SET synchronize_seqscans = off")
+                        .await
+                        .map_err(deadpool_postgres::HookError::Backend)
+                })
+            }))
             .build()
             .map_err(|e| ConnectorError::Config {
                 target: target.clone(),

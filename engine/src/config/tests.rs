@@ -290,7 +290,7 @@ fn reads_failover_settings_with_defaults() -> Result<()> {
         max_staleness = "30s"
         resume_buffer = "1MiB"
         hedge_after = "p95"
-        resume_scans = false
+        resume = "key_order"
         [sources.lite]
         kind = "sqlite"
         replicas = ["a.db"]
@@ -313,7 +313,7 @@ fn reads_failover_settings_with_defaults() -> Result<()> {
             max_staleness: Some(ms(30_000)),
             resume_buffer: 1 << 20,
             hedge_after: Some(crate::replica::HedgeAfter::Percentile(95.0)),
-            resume_scans: false,
+            resume: crate::replica::Resume::KeyOrder,
         }
     );
     let SourceConfig::Sqlite(lite) = &c.sources["lite"] else {
@@ -351,6 +351,11 @@ fn failover_setting_errors_name_the_key() {
             "hedge_after = \"p100\"",
             "sources.pg.hedge_after",
             "a percentile of recent times to first batch",
+        ),
+        (
+            "resume = \"sometimes\"",
+            "sources.pg.resume",
+            "\"replay\", \"key_order\" or \"off\"",
         ),
     ] {
         let e = error(&format!("{source}{line}\n"));

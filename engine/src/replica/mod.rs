@@ -25,7 +25,7 @@ mod stall;
 
 pub use health::Circuit;
 pub use latency::{HistogramSnapshot, FIRST_BATCH_BUCKETS};
-pub use settings::{HedgeAfter, ReplicaSettings, MAX_CIRCUIT_BACKOFF};
+pub use settings::{HedgeAfter, ReplicaSettings, Resume, MAX_CIRCUIT_BACKOFF};
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -404,7 +404,7 @@ impl ReplicaSet {
     /// non-retryable error fails at once with the source's message.
     pub async fn open(&self, sql: &str, schema: SchemaRef) -> Result<Opened> {
         self.count_fragment();
-        let result = self.open_avoiding(sql, schema, None, None).await;
+        let result = self.open_avoiding(sql, schema, &[], None).await;
         if result.is_err() {
             self.count_failed();
         }
@@ -412,8 +412,9 @@ impl ReplicaSet {
     }
 
     /// [`Self::open`] without counting the fragment (its caller counts
-    /// it once, however often it opens): `avoid` (a replica that just
-    /// failed it) is tried only after every other.
+    /// it once, however often it opens): the replicas in `avoid` (those
+    /// that just failed it) are tried only after every other, in that
+    /// order.
     ///
     /// With `at_least` (the position of the data a resumed fragment has
     /// delivered), a replica whose own position is known to be behind it
@@ -423,7 +424,7 @@ impl ReplicaSet {
         &self,
         sql: &str,
         schema: SchemaRef,
-        avoid: Option<usize>,
+        avoid: &[usize],
         at_least: Option<&ReplicaPosition>,
     ) -> Result<Opened> {
         let settings = &self.inner.settings;
@@ -441,9 +442,9 @@ impl ReplicaSet {
         let mut errors: Vec<Option<String>> = vec![None; self.inner.replicas.len()];
         loop {
             let mut order = self.candidates();
-            if let Some(a) = avoid {
-                order.retain(|&i| i != a);
-                order.push(a);
+            if !avoid.is_empty() {
+                order.retain(|i| !avoid.contains(i));
+                order.extend(avoid.iter().filter(|&&i| i < self.inner.replicas.len()));
             }
             // Every circuit open (none lagging): probe the one whose back-off
             // ends first rather than fail on circuit state alone.

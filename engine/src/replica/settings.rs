@@ -35,18 +35,60 @@ pub struct ReplicaSettings {
     pub max_staleness: Option<Duration>,
     /// Bytes a fragment holds back before it emits its first batch: a
     /// failure before that many bytes (or the end) reruns it on another
-    /// replica invisibly. Scans estimated larger are read in key order so
-    /// that they can resume after the last row delivered.
+    /// replica invisibly.
     pub resume_buffer: usize,
-    /// Whether large scans of one table are read in key order so that
-    /// they can resume mid-stream on another replica (`true`); `false`
-    /// reads them as they come, faster, and a failure after rows were
-    /// delivered fails the query.
-    pub resume_scans: bool,
+    /// How a fragment continues when its replica fails after it emitted
+    /// rows (see [`Resume`]).
+    pub resume: Resume,
     /// When a fragment with no first batch yet also starts on a second
     /// replica (`None`: never). The first to deliver wins; the other's
     /// statement is cancelled.
     pub hedge_after: Option<HedgeAfter>,
+}
+
+/// How a fragment continues on another replica after it emitted rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resume {
+    /// Run the same SQL again, check that its first rows are the rows
+    /// already delivered (an order-sensitive fingerprint of every value),
+    /// and emit only what follows. The fragment's answer is then the new
+    /// replica's, whole. Costs a hash of each emitted row; nothing at the
+    /// source. Fails (never repeats or loses rows) when the new replica
+    /// returns other first rows: other data, or another row order.
+    #[default]
+    Replay,
+    /// Read large scans of one table with an integer or date key in key
+    /// order (`ORDER BY` the key) and continue after the last key
+    /// delivered; every other fragment replays. Costs the source a
+    /// sort or an index scan.
+    KeyOrder,
+    /// No resume: a failure after rows were emitted fails the query.
+    Off,
+}
+
+impl std::str::FromStr for Resume {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "replay" => Ok(Self::Replay),
+            "key_order" => Ok(Self::KeyOrder),
+            "off" => Ok(Self::Off),
+            _ => Err(format!(
+                "expected \"replay\", \"key_order\" or \"off\"; found \"{text}\""
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Resume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Replay => "replay",
+            Self::KeyOrder => "key_order",
+            Self::Off => "off",
+        })
+    }
 }
 
 /// When to hedge a fragment (see [`ReplicaSettings::hedge_after`]).
@@ -102,7 +144,7 @@ impl Default for ReplicaSettings {
             circuit_backoff: Duration::from_secs(1),
             max_staleness: None,
             resume_buffer: 16 << 20,
-            resume_scans: true,
+            resume: Resume::Replay,
             hedge_after: None,
         }
     }
@@ -123,5 +165,14 @@ mod tests {
         for bad in ["p0", "p100", "pNaN", "p-5", "0s", "2h", "soon", ""] {
             assert!(bad.parse::<HedgeAfter>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn resume_reads_its_three_names_and_no_other() {
+        for mode in [Resume::Replay, Resume::KeyOrder, Resume::Off] {
+            assert_eq!(mode.to_string().parse(), Ok(mode));
+        }
+        let e = "true".parse::<Resume>().err().unwrap_or_default();
+        assert!(e.contains("\"key_order\"") && e.contains("\"true\""), "{e}");
     }
 }

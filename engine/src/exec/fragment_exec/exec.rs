@@ -20,15 +20,17 @@ use spar_connectors::SqlDialect;
 use spar_planner::{Fragment, FragmentRunner};
 
 use super::stream::{FragmentStream, Served, Spelling};
-use crate::replica::ReplicaSet;
+use crate::replica::{ReplicaSet, Resume};
 
 /// Runs one fragment's SQL on a replica of its source.
 ///
 /// It carries the fragment's sub-plan and dialect, not only its SQL, so
-/// that the SQL can be spelled again when it runs: a scan of a table with
-/// a usable key, estimated larger than the source's `resume_buffer`, is
-/// read in key order and continues after the last key read when its
-/// replica fails ([`spar_planner::ResumableScan`]).
+/// that the SQL can be spelled again when it runs. When its replica fails
+/// after rows were emitted, the fragment replays on another replica
+/// (the same SQL, its first rows checked against those delivered); with
+/// `resume = "key_order"`, a scan of a table with a usable key, estimated
+/// larger than the source's `resume_buffer`, is read in key order and
+/// continues after the last key read ([`spar_planner::ResumableScan`]).
 #[derive(Debug)]
 pub struct FragmentExec {
     spelling: Spelling,
@@ -53,30 +55,31 @@ impl FragmentExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
+        let settings = replicas.settings();
         // Reading in key order only pays where there is another replica
         // to resume on: a source with one replica keeps the plain SQL.
         let resume = fragment
             .resume
             .as_ref()
-            .filter(|_| replicas.settings().resume_scans && replicas.connectors().nth(1).is_some())
             .filter(|_| {
-                may_exceed(
-                    &fragment.statistics,
-                    &schema,
-                    replicas.settings().resume_buffer,
-                )
+                settings.resume == Resume::KeyOrder && replicas.connectors().nth(1).is_some()
             })
+            .filter(|_| may_exceed(&fragment.statistics, &schema, settings.resume_buffer))
             .map(Arc::clone);
         let sql = match &resume {
             Some(scan) => scan.sql(None, 0)?,
             None => fragment.sql.clone(),
         };
+        // Every other fragment replays, unless resuming is off: a rerun
+        // on the same replica (one that restarted) is worth it too.
+        let replay = resume.is_none() && settings.resume != Resume::Off;
         Ok(Self {
             spelling: Spelling {
                 source: fragment.source.clone(),
                 sql,
                 schema,
                 resume,
+                replay,
             },
             plan: fragment.plan.clone(),
             dialect: Arc::clone(&fragment.dialect),

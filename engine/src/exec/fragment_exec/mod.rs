@@ -13,6 +13,7 @@
 //! attempts, failovers, hedges, reruns, resumes and time.
 
 mod exec;
+mod fingerprint;
 mod stream;
 #[cfg(test)]
 mod tests;

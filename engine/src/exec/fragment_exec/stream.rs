@@ -7,7 +7,10 @@
 //!       └── failure ◀──────┘
 //!   nothing emitted yet: rerun on another replica (the held rows dropped)
 //!   emitted, key-ordered scan: continue after the last key read
-//!   emitted, otherwise: fail, naming the fragment, the replica and why
+//!   emitted, replay: rerun, check its first rows against the emitted
+//!     rows' fingerprint, emit only what follows
+//!   otherwise (or the check fails): fail, naming the fragment, the
+//!     replica and why
 //! ```
 
 use std::collections::VecDeque;
@@ -29,6 +32,7 @@ use futures::{Stream, StreamExt};
 use spar_connectors::ReplicaPosition;
 use spar_planner::ResumableScan;
 
+use super::fingerprint::Fingerprint;
 use crate::error::EngineError;
 use crate::replica::{is_retryable, Opened, ReplicaSet};
 
@@ -42,6 +46,9 @@ pub(super) struct Spelling {
     pub(super) schema: SchemaRef,
     /// Set when the SQL reads a scan in key order.
     pub(super) resume: Option<Arc<ResumableScan>>,
+    /// Whether a failure after rows were emitted reruns the SQL and skips
+    /// the rows already emitted (checked by their fingerprint).
+    pub(super) replay: bool,
 }
 
 /// The replicas that served one execution and what it took, for EXPLAIN
@@ -88,6 +95,7 @@ impl FragmentStream {
         served: Arc<Mutex<Served>>,
     ) -> Self {
         let schema = Arc::clone(&spelling.schema);
+        let spelling_replays = spelling.replay;
         replicas.count_fragment();
         let runner = Runner {
             hold_back: replicas.settings().resume_buffer,
@@ -101,6 +109,10 @@ impl FragmentStream {
             held_bytes: 0,
             emitting: false,
             last_key: None,
+            emitted: spelling_replays.then(Fingerprint::default),
+            replaying: None,
+            failed_in_a_row: Vec::new(),
+            failures_in_a_row: 0,
             position: None,
             rows_read: 0,
             done: false,
@@ -136,6 +148,14 @@ impl RecordBatchStream for FragmentStream {
     }
 }
 
+/// A replay on another replica, reading the rows emitted before the
+/// failure of `replica` again.
+struct Replaying {
+    read_again: Fingerprint,
+    replica: String,
+    error: String,
+}
+
 /// One execution of a fragment.
 struct Runner {
     replicas: ReplicaSet,
@@ -154,6 +174,18 @@ struct Runner {
     emitting: bool,
     /// The key of the last row read (key-ordered scans only).
     last_key: Option<Vec<ScalarValue>>,
+    /// The fingerprint of the rows emitted (fragments that replay).
+    emitted: Option<Fingerprint>,
+    /// While a replay reads the rows already emitted: their fingerprint
+    /// so far, and the failure that made it replay.
+    replaying: Option<Replaying>,
+    /// The replicas that failed the fragment since it last emitted a new
+    /// row, least recent first (each once): tried again only after every
+    /// other.
+    failed_in_a_row: Vec<usize>,
+    /// How many failures that was: a failure that recurs at the same row
+    /// on every replica must end the query, not loop.
+    failures_in_a_row: usize,
     /// How far along replication the data read so far is (key-ordered
     /// scans on sources that can tell).
     position: Option<ReplicaPosition>,
@@ -172,7 +204,7 @@ impl Runner {
                 return None;
             }
             if self.current.is_none() {
-                if let Err(e) = self.open(None).await {
+                if let Err(e) = self.open().await {
                     return Some(Err(self.fail(e)));
                 }
                 continue;
@@ -180,19 +212,25 @@ impl Runner {
             let Some((index, target, stream)) = self.current.as_mut() else {
                 continue;
             };
+            let index = *index;
             match stream.next().await {
                 Some(Ok(batch)) => {
+                    let was_emitting = self.emitting;
                     if let Err(e) = self.accept(batch) {
                         return Some(Err(self.fail(e)));
+                    }
+                    if !was_emitting && self.emitting {
+                        self.note_position(index).await;
                     }
                 }
                 None => {
                     self.current = None;
-                    self.done = true;
-                    self.release();
+                    if let Err(e) = self.end() {
+                        return Some(Err(self.fail(e)));
+                    }
                 }
                 Some(Err(e)) => {
-                    let (index, target) = (*index, target.clone());
+                    let target = target.clone();
                     self.current = None;
                     if let Err(e) = self.recover(index, &target, e).await {
                         return Some(Err(self.fail(e)));
@@ -204,7 +242,7 @@ impl Runner {
 
     /// Opens the fragment on a replica (avoiding `avoid`, the one that just
     /// failed), from the start or after the last key read.
-    async fn open(&mut self, avoid: Option<usize>) -> Result<()> {
+    async fn open(&mut self) -> Result<()> {
         let (sql, schema) = match (&self.spelling.resume, &self.last_key) {
             (Some(scan), Some(key)) => (
                 scan.sql(Some(key), self.rows_read)?,
@@ -213,12 +251,15 @@ impl Runner {
             (Some(scan), None) => (self.spelling.sql.clone(), Arc::clone(scan.schema())),
             (None, _) => (self.spelling.sql.clone(), Arc::clone(&self.spelling.schema)),
         };
-        // A resumed scan continues only on a replica at least as far along
-        // as the data it delivered (where the source can tell).
-        let at_least = self.position.as_ref().filter(|_| self.last_key.is_some());
+        // A resumed scan or a replay continues only on a replica at least
+        // as far along as the data it delivered (where the source can tell).
+        let at_least = self
+            .position
+            .as_ref()
+            .filter(|_| self.last_key.is_some() || self.replaying.is_some());
         let opened = self
             .replicas
-            .open_avoiding(&sql, schema, avoid, at_least)
+            .open_avoiding(&sql, schema, &self.failed_in_a_row, at_least)
             .await?;
         let Opened {
             replica,
@@ -236,11 +277,7 @@ impl Runner {
             served.replicas.push(replica.clone());
         }
         let rest: SendableRecordBatchStream = match first {
-            None => {
-                self.done = true;
-                self.release();
-                return Ok(());
-            }
+            None => return self.end(),
             Some(Err(e)) => return Err(e),
             Some(Ok(batch)) => {
                 self.accept(batch)?;
@@ -248,14 +285,54 @@ impl Runner {
             }
         };
         // The position of the data this replica serves (read after its
-        // first batch, so at or past the statement's snapshot).
-        if self.spelling.resume.is_some() {
-            if let Some(position) = self.replicas.position(index).await {
-                self.position = Some(position);
-            }
+        // first batch, so at or past the statement's snapshot): for a
+        // key-ordered scan always, for a replay once it emits.
+        if self.spelling.resume.is_some() || (self.emitted.is_some() && self.emitting) {
+            self.note_position(index).await;
         }
         self.current = Some((index, replica, rest));
         Ok(())
+    }
+
+    /// Notes how far along replication replica `index` is, for a resume
+    /// or replay to continue only on one at least as far along.
+    async fn note_position(&mut self, index: usize) {
+        if self.emitted.is_none() && self.spelling.resume.is_none() {
+            return;
+        }
+        if let Some(position) = self.replicas.position(index).await {
+            self.position = Some(position);
+        }
+    }
+
+    /// The end of the replica's rows: emits what was held back, unless a
+    /// replay ended before reading again every row already emitted.
+    fn end(&mut self) -> Result<()> {
+        self.done = true;
+        if let Some(replaying) = self.replaying.take() {
+            let emitted = self.emitted.as_ref().map_or(0, Fingerprint::rows);
+            return Err(self.not_resumable(
+                &replaying,
+                format!(
+                    "rerun on another replica, it returned {} rows, fewer than the {emitted} already delivered (its data differs)",
+                    replaying.read_again.rows()
+                ),
+            ));
+        }
+        self.release()
+    }
+
+    /// The error that ends a replay whose first rows are not the rows
+    /// already delivered.
+    fn not_resumable(&self, replaying: &Replaying, why: String) -> DataFusionError {
+        EngineError::NotResumable {
+            source_name: self.spelling.source.clone(),
+            replica: replaying.replica.clone(),
+            sql: self.spelling.sql.clone(),
+            why,
+            error: replaying.error.clone(),
+        }
+        .into()
     }
 
     /// Takes one batch read from the source: notes its last key, drops the
@@ -265,6 +342,10 @@ impl Runner {
             return Ok(());
         }
         self.rows_read += batch.num_rows();
+        let batch = match self.skip_emitted(batch)? {
+            Some(batch) => batch,
+            None => return Ok(()),
+        };
         let batch = match &self.spelling.resume {
             Some(scan) => {
                 let last = batch.num_rows() - 1;
@@ -280,22 +361,70 @@ impl Runner {
             None => batch,
         };
         if self.emitting {
-            self.ready.push_back(batch);
+            self.emit(batch)?;
         } else {
             self.held_bytes += batch.get_array_memory_size();
             self.held.push(batch);
             if self.held_bytes >= self.hold_back {
-                self.release();
+                self.release()?;
             }
         }
         Ok(())
     }
 
+    /// While replaying: folds the rows already emitted into the replay's
+    /// fingerprint and drops them; once all are read again, checks them
+    /// against the emitted rows and returns what follows them.
+    fn skip_emitted(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        let Some(replaying) = self.replaying.as_mut() else {
+            return Ok(Some(batch));
+        };
+        let Some(emitted) = self.emitted.as_ref() else {
+            return Ok(Some(batch));
+        };
+        let wanted = emitted.rows() - replaying.read_again.rows();
+        let skip = wanted.min(batch.num_rows());
+        replaying.read_again.add(&batch.slice(0, skip))?;
+        if replaying.read_again.rows() < emitted.rows() {
+            return Ok(None);
+        }
+        let same = replaying.read_again.same_as(emitted);
+        let Some(replaying) = self.replaying.take() else {
+            return Ok(None);
+        };
+        if !same {
+            return Err(self.not_resumable(
+                &replaying,
+                format!(
+                    "rerun on another replica, its first {} rows are not the rows already delivered (its data differs, or it returns rows in another order, as a parallel plan does)",
+                    emitted.rows()
+                ),
+            ));
+        }
+        let rest = batch.num_rows() - skip;
+        Ok((rest > 0).then(|| batch.slice(skip, rest)))
+    }
+
+    /// Hands out a batch, folding it into the fingerprint of the rows
+    /// emitted when the fragment may replay.
+    fn emit(&mut self, batch: RecordBatch) -> Result<()> {
+        if let Some(emitted) = self.emitted.as_mut() {
+            emitted.add(&batch)?;
+        }
+        self.failed_in_a_row.clear();
+        self.failures_in_a_row = 0;
+        self.ready.push_back(batch);
+        Ok(())
+    }
+
     /// Hands out everything held back; from now on batches pass through.
-    fn release(&mut self) {
+    fn release(&mut self) -> Result<()> {
         self.emitting = true;
         self.held_bytes = 0;
-        self.ready.extend(self.held.drain(..));
+        for batch in std::mem::take(&mut self.held) {
+            self.emit(batch)?;
+        }
+        Ok(())
     }
 
     /// After the stream of replica `index` failed with `error`: rerun,
@@ -309,6 +438,30 @@ impl Runner {
         }
         self.replicas.report_failure(index, &error);
         tracing::warn!(source = %self.spelling.source, replica = %target, error = %error, "fragment's replica failed mid-stream");
+        // Each replica gets two turns; then a failure that recurs before
+        // any new row ends the fragment rather than loop.
+        self.failed_in_a_row.retain(|&i| i != index);
+        self.failed_in_a_row.push(index);
+        self.failures_in_a_row += 1;
+        if self.failures_in_a_row >= 2 * self.replicas.connectors().count().max(1) {
+            if !self.emitting {
+                return Err(error.context(format!(
+                    "source `{}`: the fragment failed mid-stream {} times in a row, last on replica {target}",
+                    self.spelling.source, self.failures_in_a_row
+                )));
+            }
+            return Err(EngineError::NotResumable {
+                source_name: self.spelling.source.clone(),
+                replica: target.to_string(),
+                sql: self.spelling.sql.clone(),
+                why: format!(
+                    "it was resumed {} times in a row without a new row (its replicas fail at the same point)",
+                    self.failures_in_a_row - 1
+                ),
+                error: error.to_string(),
+            }
+            .into());
+        }
         if self.spelling.resume.is_some() {
             if self.last_key.is_some() {
                 self.counters.resumes.add(1);
@@ -316,22 +469,31 @@ impl Runner {
             } else {
                 self.counters.reruns.add(1);
             }
-            return self.open(Some(index)).await;
+            return self.open().await;
+        }
+        if self.emitting && self.emitted.is_some() {
+            self.counters.resumes.add(1);
+            self.replicas.count_resume();
+            self.replaying = Some(Replaying {
+                read_again: Fingerprint::default(),
+                replica: target.to_string(),
+                error: error.to_string(),
+            });
+            return self.open().await;
         }
         if !self.emitting {
             self.held.clear();
             self.held_bytes = 0;
             self.rows_read = 0;
             self.counters.reruns.add(1);
-            return self.open(Some(index)).await;
+            return self.open().await;
         }
         Err(EngineError::NotResumable {
             source_name: self.spelling.source.clone(),
             replica: target.to_string(),
             sql: self.spelling.sql.clone(),
             why: format!(
-                "{} rows were already delivered and the fragment is not a scan of one table \
-                 read in key order (only those continue after the last row)",
+                "{} rows were already delivered and the source's `resume` is \"off\"",
                 self.rows_read
             ),
             error: error.to_string(),

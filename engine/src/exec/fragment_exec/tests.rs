@@ -17,13 +17,15 @@ use spar_connectors::{
 };
 
 use super::stream::{FragmentStream, Served, Spelling};
-use crate::replica::{Policy, ReplicaSet, ReplicaSettings};
+use crate::replica::{Policy, ReplicaSet, ReplicaSettings, Resume};
 
 /// What a scripted replica does with a query.
 #[derive(Debug, Clone, Copy)]
 enum Script {
     /// Sends `n` batches of one row each (values 0..n), then ends.
     Rows(i64),
+    /// Sends `n` batches of one row each (values 1..=n: other data).
+    Shifted(i64),
     /// Sends `n` batches, then fails as a lost connection does.
     FailAfter(i64),
     /// Sends `n` batches, then never another.
@@ -79,7 +81,7 @@ impl Connector for Scripted {
         schema: SchemaRef,
     ) -> spar_connectors::Result<SendableRecordBatchStream> {
         let (n, end, wait) = match self.script {
-            Script::Rows(n) => (n, 0, 0),
+            Script::Rows(n) | Script::Shifted(n) => (n, 0, 0),
             Script::FailAfter(n) => (n, 1, 0),
             Script::StallAfter(n) => (n, 2, 0),
             Script::SlowFirst(ms, n) => (n, 0, ms),
@@ -88,10 +90,11 @@ impl Connector for Scripted {
         };
         let target = self.target.clone();
         let batch_schema = Arc::clone(&schema);
-        let rows = futures::stream::iter(0..n).then(move |v| {
+        let first = i64::from(matches!(self.script, Script::Shifted(_)));
+        let rows = futures::stream::iter(first..first + n).then(move |v| {
             let batch_schema = Arc::clone(&batch_schema);
             async move {
-                if v == 0 && wait > 0 {
+                if v == first && wait > 0 {
                     tokio::time::sleep(Duration::from_millis(wait)).await;
                 }
                 Ok(RecordBatch::try_new(
@@ -164,6 +167,7 @@ async fn run(set: &ReplicaSet) -> (Vec<i64>, Option<String>, Vec<String>, String
         sql: "SELECT v FROM t".into(),
         schema: schema(),
         resume: None,
+        replay: set.settings().resume != Resume::Off,
     };
     let mut stream = FragmentStream::new(set.clone(), spelling, &metrics, Arc::clone(&served));
     let mut values = Vec::new();
@@ -211,17 +215,90 @@ async fn a_stalled_replica_is_given_up_on_and_the_fragment_reruns() {
 }
 
 #[tokio::test]
-async fn a_fragment_that_cannot_resume_fails_rather_than_repeat_rows() {
+async fn a_fragment_replays_on_another_replica_and_emits_only_what_follows() {
     // A one-byte buffer: every batch is emitted at once.
     let set = replicas(&[Script::FailAfter(3), Script::Rows(5)], 1);
+    let (values, error, served, metrics) = run(&set).await;
+    assert_eq!(error, None);
+    assert_eq!(values, [0, 1, 2, 3, 4], "none lost or repeated");
+    assert_eq!(served, ["r0", "r1"]);
+    assert!(metrics.contains("resumes{partition=0}=1"), "{metrics}");
+    assert_eq!(set.stats().resumes, 1);
+}
+
+#[tokio::test]
+async fn a_replay_that_fails_while_reading_again_moves_on_again() {
+    // r1 fails before it has read again the three rows r0 delivered; r2,
+    // the one replica that has not failed the fragment yet, replays
+    // them and goes on.
+    let set = replicas(
+        &[Script::FailAfter(3), Script::FailAfter(2), Script::Rows(5)],
+        1,
+    );
+    let (values, error, served, metrics) = run(&set).await;
+    assert_eq!(error, None);
+    assert_eq!(values, [0, 1, 2, 3, 4]);
+    assert_eq!(served, ["r0", "r1", "r2"]);
+    assert!(metrics.contains("resumes{partition=0}=2"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_replay_whose_first_rows_differ_fails_rather_than_mix_answers() {
+    let set = replicas(&[Script::FailAfter(3), Script::Shifted(5)], 1);
+    let (values, error, _, _) = run(&set).await;
+    assert_eq!(values, [0, 1, 2], "nothing after the failure");
+    let error = error.unwrap_or_default();
+    assert!(
+        error.contains("replica r0 failed after the fragment had delivered rows")
+            && error.contains("its first 3 rows are not the rows already delivered")
+            && error.contains("connection reset")
+            && error.contains("SELECT v FROM t"),
+        "{error}"
+    );
+    assert_eq!(set.stats().failed, 1);
+    // Fewer rows than were delivered: the same.
+    let set = replicas(&[Script::FailAfter(3), Script::Rows(2)], 1);
+    let (values, error, _, _) = run(&set).await;
+    assert_eq!(values, [0, 1, 2]);
+    let error = error.unwrap_or_default();
+    assert!(
+        error.contains("it returned 2 rows, fewer than the 3 already delivered"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn replicas_that_all_fail_at_the_same_row_end_the_fragment() {
+    let set = replicas(&[Script::FailAfter(3), Script::FailAfter(3)], 1);
+    let (values, error, _, _) = tokio::time::timeout(Duration::from_secs(20), run(&set))
+        .await
+        .unwrap_or_else(|_| panic!("the fragment kept replaying"));
+    assert_eq!(values, [0, 1, 2]);
+    let error = error.unwrap_or_default();
+    assert!(
+        error.contains("resumed 3 times in a row without a new row"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn with_resume_off_a_fragment_fails_rather_than_repeat_rows() {
+    let set = replicas_with(
+        &[Script::FailAfter(3), Script::Rows(5)],
+        ReplicaSettings {
+            resume_buffer: 1,
+            resume: Resume::Off,
+            ..ReplicaSettings::default()
+        },
+    );
     let (values, error, _, _) = run(&set).await;
     assert_eq!(values, [0, 1, 2], "what was delivered before the failure");
     let error = error.unwrap_or_default();
     assert!(
         error.contains("replica r0 failed after the fragment had delivered rows")
             && error.contains("cannot be resumed")
-            && error.contains("connection reset")
-            && error.contains("SELECT v FROM t"),
+            && error.contains("`resume` is \"off\"")
+            && error.contains("connection reset"),
         "{error}"
     );
     assert_eq!(set.stats().failed, 1);
