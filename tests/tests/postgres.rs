@@ -258,6 +258,19 @@ async fn results_stream_in_bounded_batches() {
         .await)
     .get(0);
     assert_eq!(copies, 0, "abandoned COPYs are cancelled");
+
+    // Its connections scan a table from its first page, even while
+    // another scan of it runs, so that a fragment run again returns its
+    // rows in the same order (what a replay checks).
+    let setting = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)]));
+    let mut stream = ok(c
+        .execute(
+            "SELECT current_setting('synchronize_seqscans') AS s",
+            setting,
+        )
+        .await);
+    let batch = ok(stream.next().await.unwrap_or_else(|| panic!("no row")));
+    assert_eq!(batch.column(0).as_string::<i32>().value(0), "off");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
