@@ -3,8 +3,9 @@
 //! ```text
 //!            N consecutive failures          back-off elapsed
 //!  Closed ───────────────────────────▶ Open ─────────────────▶ HalfOpen
-//!    ▲                                  ▲      (one probe:          │
-//!    │             success              │  a fragment or a check)   │
+//!    ▲                                  ▲      (one probe: a check, │
+//!    │             success              │  or a fragment when no    │
+//!    │                                  │  circuit is closed)       │
 //!    └──────────────────────────────────┼───────────────────────────┤
 //!                                       └──────── failure ──────────┘
 //! ```

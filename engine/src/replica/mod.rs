@@ -451,6 +451,14 @@ impl ReplicaSet {
             if first_failure.is_none() {
                 self.probe_if_all_open(&order);
             }
+            // While some replica's circuit is closed, fragments go only to
+            // closed ones: the background health checks probe the others.
+            // (A fragment sent as a probe to a paused replica would wait
+            // its whole first-batch timeout or hedge delay.)
+            let probe = !order.iter().any(|&i| {
+                let health = &self.inner.replicas[i].health;
+                health.is_closed() && !health.is_lagging()
+            });
             let mut order = order.into_iter();
             let mut admitted = 0;
             // At most two attempts at once: the one under way and its hedge.
@@ -461,7 +469,7 @@ impl ReplicaSet {
             let mut can_hedge = hedge_after;
             loop {
                 if running.is_empty() {
-                    let Some(i) = self.next_admitted(&mut order) else {
+                    let Some(i) = self.next_admitted(&mut order, probe) else {
                         break;
                     };
                     admitted += 1;
@@ -477,7 +485,7 @@ impl ReplicaSet {
                         () = timer => {
                             // The first batch is late: start a hedge.
                             hedge_timer = None;
-                            match self.next_admitted(&mut order) {
+                            match self.next_admitted(&mut order, probe) {
                                 Some(i) => {
                                     admitted += 1;
                                     hedges += 1;
@@ -573,13 +581,14 @@ impl ReplicaSet {
     }
 
     /// The next replica of `order` that may take a fragment now: not
-    /// lagging, and its circuit closed (or due for a probe, which this
-    /// claims).
-    fn next_admitted(&self, order: &mut impl Iterator<Item = usize>) -> Option<usize> {
+    /// lagging, and its circuit closed (or, with `probe`, due for a probe,
+    /// which this claims).
+    fn next_admitted(&self, order: &mut impl Iterator<Item = usize>, probe: bool) -> Option<usize> {
         let settings = &self.inner.settings;
         order.find(|&i| {
             let health = &self.inner.replicas[i].health;
-            !health.is_lagging() && health.admit(Instant::now(), settings)
+            !health.is_lagging()
+                && (health.is_closed() || (probe && health.admit(Instant::now(), settings)))
         })
     }
 

@@ -364,6 +364,29 @@ async fn a_replica_overtaken_again_and_again_gets_no_more_fragments() {
 }
 
 #[tokio::test]
+async fn fragments_do_not_probe_an_open_circuit_while_another_is_closed() {
+    let settings = ReplicaSettings {
+        circuit_failures: 1,
+        circuit_backoff: Duration::from_millis(10),
+        ..hedged("30ms")
+    };
+    let set = replicas_with(&[Script::SlowFirst(3_000, 1), Script::Rows(1)], settings);
+    let (_, _, served, _) = run(&set).await;
+    assert_eq!(served, ["r1"]);
+    assert_eq!(set.stats().replicas[0].state, "open");
+    // Its back-off long over, r0 is left to the health checks: fragments
+    // keep going to r1, unhedged.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..3 {
+        let (_, error, served, metrics) = run(&set).await;
+        assert_eq!(error, None);
+        assert_eq!(served, ["r1"]);
+        assert!(metrics.contains("hedges{partition=0}=0"), "{metrics}");
+    }
+    assert_eq!(set.stats().replicas[0].state, "open");
+}
+
+#[tokio::test]
 async fn the_hedged_attempt_may_still_win() {
     let set = replicas_with(
         &[Script::SlowFirst(150, 2), Script::SlowFirst(3_000, 2)],
