@@ -95,7 +95,7 @@ impl FragmentStream {
         served: Arc<Mutex<Served>>,
     ) -> Self {
         let schema = Arc::clone(&spelling.schema);
-        let spelling_replays = spelling.replay;
+        let emitted = spelling.replay.then(Fingerprint::default);
         replicas.count_fragment();
         let runner = Runner {
             hold_back: replicas.settings().resume_buffer,
@@ -109,7 +109,7 @@ impl FragmentStream {
             held_bytes: 0,
             emitting: false,
             last_key: None,
-            emitted: spelling_replays.then(Fingerprint::default),
+            emitted,
             replaying: None,
             failed_in_a_row: Vec::new(),
             failures_in_a_row: 0,
@@ -219,7 +219,7 @@ impl Runner {
                     if let Err(e) = self.accept(batch) {
                         return Some(Err(self.fail(e)));
                     }
-                    if !was_emitting && self.emitting {
+                    if !was_emitting && self.emitting && self.emitted.is_some() {
                         self.note_position(index).await;
                     }
                 }
@@ -240,8 +240,8 @@ impl Runner {
         }
     }
 
-    /// Opens the fragment on a replica (avoiding `avoid`, the one that just
-    /// failed), from the start or after the last key read.
+    /// Opens the fragment on a replica (those that failed it since its
+    /// last new row tried last), from the start or after the last key read.
     async fn open(&mut self) -> Result<()> {
         let (sql, schema) = match (&self.spelling.resume, &self.last_key) {
             (Some(scan), Some(key)) => (
@@ -297,9 +297,6 @@ impl Runner {
     /// Notes how far along replication replica `index` is, for a resume
     /// or replay to continue only on one at least as far along.
     async fn note_position(&mut self, index: usize) {
-        if self.emitted.is_none() && self.spelling.resume.is_none() {
-            return;
-        }
         if let Some(position) = self.replicas.position(index).await {
             self.position = Some(position);
         }
@@ -309,28 +306,36 @@ impl Runner {
     /// replay ended before reading again every row already emitted.
     fn end(&mut self) -> Result<()> {
         self.done = true;
-        if let Some(replaying) = self.replaying.take() {
-            let emitted = self.emitted.as_ref().map_or(0, Fingerprint::rows);
-            return Err(self.not_resumable(
-                &replaying,
-                format!(
-                    "rerun on another replica, it returned {} rows, fewer than the {emitted} already delivered (its data differs)",
-                    replaying.read_again.rows()
-                ),
-            ));
+        if let Some(replaying) = &self.replaying {
+            let why = format!(
+                "rerun on another replica, it returned {} rows, fewer than the {} already delivered (its data differs)",
+                replaying.read_again.rows(),
+                self.emitted.as_ref().map_or(0, Fingerprint::rows)
+            );
+            return Err(self.replay_failed(why));
         }
         self.release()
     }
 
-    /// The error that ends a replay whose first rows are not the rows
-    /// already delivered.
-    fn not_resumable(&self, replaying: &Replaying, why: String) -> DataFusionError {
+    /// Ends a replay whose first rows are not the rows already delivered.
+    fn replay_failed(&mut self, why: String) -> DataFusionError {
+        let (replica, error) = self
+            .replaying
+            .take()
+            .map(|r| (r.replica, r.error))
+            .unwrap_or_default();
+        self.not_resumable(replica, error, why)
+    }
+
+    /// The error of a fragment that cannot continue after `replica`
+    /// failed with `error` once rows were delivered.
+    fn not_resumable(&self, replica: String, error: String, why: String) -> DataFusionError {
         EngineError::NotResumable {
             source_name: self.spelling.source.clone(),
-            replica: replaying.replica.clone(),
+            replica,
             sql: self.spelling.sql.clone(),
             why,
-            error: replaying.error.clone(),
+            error,
         }
         .into()
     }
@@ -376,31 +381,23 @@ impl Runner {
     /// fingerprint and drops them; once all are read again, checks them
     /// against the emitted rows and returns what follows them.
     fn skip_emitted(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
-        let Some(replaying) = self.replaying.as_mut() else {
+        let (Some(replaying), Some(emitted)) = (self.replaying.as_mut(), self.emitted.as_ref())
+        else {
             return Ok(Some(batch));
         };
-        let Some(emitted) = self.emitted.as_ref() else {
-            return Ok(Some(batch));
-        };
-        let wanted = emitted.rows() - replaying.read_again.rows();
-        let skip = wanted.min(batch.num_rows());
+        let skip = (emitted.rows() - replaying.read_again.rows()).min(batch.num_rows());
         replaying.read_again.add(&batch.slice(0, skip))?;
         if replaying.read_again.rows() < emitted.rows() {
             return Ok(None);
         }
-        let same = replaying.read_again.same_as(emitted);
-        let Some(replaying) = self.replaying.take() else {
-            return Ok(None);
-        };
-        if !same {
-            return Err(self.not_resumable(
-                &replaying,
-                format!(
-                    "rerun on another replica, its first {} rows are not the rows already delivered (its data differs, or it returns rows in another order, as a parallel plan does)",
-                    emitted.rows()
-                ),
-            ));
+        if !replaying.read_again.same_as(emitted) {
+            let why = format!(
+                "rerun on another replica, its first {} rows are not the rows already delivered (its data differs, or it returns rows in another order, as a parallel plan does)",
+                emitted.rows()
+            );
+            return Err(self.replay_failed(why));
         }
+        self.replaying = None;
         let rest = batch.num_rows() - skip;
         Ok((rest > 0).then(|| batch.slice(skip, rest)))
     }
@@ -450,17 +447,11 @@ impl Runner {
                     self.spelling.source, self.failures_in_a_row
                 )));
             }
-            return Err(EngineError::NotResumable {
-                source_name: self.spelling.source.clone(),
-                replica: target.to_string(),
-                sql: self.spelling.sql.clone(),
-                why: format!(
-                    "it was resumed {} times in a row without a new row (its replicas fail at the same point)",
-                    self.failures_in_a_row - 1
-                ),
-                error: error.to_string(),
-            }
-            .into());
+            let why = format!(
+                "it was resumed {} times in a row without a new row (its replicas fail at the same point)",
+                self.failures_in_a_row - 1
+            );
+            return Err(self.not_resumable(target.to_string(), error.to_string(), why));
         }
         if self.spelling.resume.is_some() {
             if self.last_key.is_some() {
@@ -488,17 +479,11 @@ impl Runner {
             self.counters.reruns.add(1);
             return self.open().await;
         }
-        Err(EngineError::NotResumable {
-            source_name: self.spelling.source.clone(),
-            replica: target.to_string(),
-            sql: self.spelling.sql.clone(),
-            why: format!(
-                "{} rows were already delivered and the source's `resume` is \"off\"",
-                self.rows_read
-            ),
-            error: error.to_string(),
-        }
-        .into())
+        let why = format!(
+            "{} rows were already delivered and the source's `resume` is \"off\"",
+            self.rows_read
+        );
+        Err(self.not_resumable(target.to_string(), error.to_string(), why))
     }
 
     /// Ends the stream with `error`, counted as a failed fragment.
