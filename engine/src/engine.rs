@@ -392,6 +392,13 @@ impl Engine {
             .with_default_catalog_and_schema(DEFAULT_CATALOG, SEARCH_PATH_SCHEMA)
             .with_option_extension(spar_planner::SparOptions::default());
         config.options_mut().sql_parser.parse_float_as_decimal = true;
+        // A hash join's keys reach the fragment on its probe side as an IN
+        // list in its SQL (`spar.runtime_filters`) up to this many per
+        // partition, as their range beyond; DataFusion's defaults (150
+        // keys, 128 KiB) suit files, where a range prunes row groups.
+        let optimizer = &mut config.options_mut().optimizer;
+        optimizer.hash_join_inlist_pushdown_max_distinct_values = RUNTIME_FILTER_KEYS;
+        optimizer.hash_join_inlist_pushdown_max_size = RUNTIME_FILTER_BYTES;
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
@@ -411,6 +418,14 @@ impl Engine {
         &self.inner.catalogs
     }
 }
+
+/// The most keys per partition a hash join hands the fragment on its probe
+/// side as a list (PostgreSQL and MySQL plan IN lists of thousands of
+/// integers as index lookups or hashed lists).
+const RUNTIME_FILTER_KEYS: usize = 4096;
+
+/// The most bytes of keys per partition handed on as a list.
+const RUNTIME_FILTER_BYTES: usize = 1024 * 1024;
 
 /// DataFusion's recursive planning functions move to a fresh stack when
 /// less than a set amount is left (128 KiB by default). Between two such

@@ -17,6 +17,9 @@
 //!   make them.
 //! - [`resume`]: [`ResumableScan`], a scan read in key order that can be
 //!   spelled again to continue after the last row read.
+//! - [`runtime_filter`]: a hash join's build-side keys read from
+//!   DataFusion's dynamic filters and spelled into the SQL of the fragment
+//!   on its probe side.
 //!
 //! [`spar_rules`] is the one ordered list of Spar's optimizer rules; the
 //! engine appends it to DataFusion's optimizer rules, and
@@ -29,6 +32,7 @@ pub mod physical;
 pub mod push_down_fragments;
 mod remote;
 pub mod resume;
+pub mod runtime_filter;
 pub mod source_table;
 pub mod unparse;
 

@@ -18,6 +18,13 @@ extensions_options! {
         /// running (`30s`, `2m`, `500ms`; a bare number is milliseconds, as
         /// in PostgreSQL; `0` or `off` for no limit).
         pub statement_timeout: Timeout, default = Timeout(None)
+        /// Send the keys a hash join's build side produced to the source of
+        /// the fragment on its probe side, in that fragment's SQL: an IN
+        /// list where DataFusion made one (at most
+        /// `datafusion.optimizer.hash_join_inlist_pushdown_max_distinct_values`
+        /// keys per partition), else their range. `false` runs every
+        /// fragment's SQL as planned.
+        pub runtime_filters: bool, default = true
     }
 }
 

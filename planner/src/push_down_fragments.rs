@@ -81,7 +81,11 @@ impl OptimizerRule for PushDownFragments {
 }
 
 impl PushDownFragments {
-    fn push_down(&self, plan: LogicalPlan, pushdown: bool) -> Result<Transformed<LogicalPlan>> {
+    pub(crate) fn push_down(
+        &self,
+        plan: LogicalPlan,
+        pushdown: bool,
+    ) -> Result<Transformed<LogicalPlan>> {
         plan.transform_up_with_subqueries(|node| match &node {
             LogicalPlan::TableScan(scan) => {
                 let Some(table) = source_table(&scan.source) else {
@@ -155,7 +159,7 @@ fn extension(fragment: Fragment) -> LogicalPlan {
     })
 }
 
-fn as_fragment(plan: &LogicalPlan) -> Option<&Fragment> {
+pub(crate) fn as_fragment(plan: &LogicalPlan) -> Option<&Fragment> {
     match plan {
         LogicalPlan::Extension(ext) => ext.node.as_any().downcast_ref::<Fragment>(),
         _ => None,

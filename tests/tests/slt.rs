@@ -10,7 +10,12 @@
 //! also a differential test. One
 //! statement is Spar's own, for these tests:
 //! `EXPLAIN FRAGMENTS <query>` returns one row per fragment,
-//! `<source>: <SQL the source receives>`, in plan order.
+//! `<source>: <SQL the source receives>`, in plan order, and `EXPLAIN
+//! ANALYZE FRAGMENTS <query>` runs the query and returns one row per
+//! fragment, `<source>: <runtime filter>: <rows> rows: <SQL sent>` (the
+//! SQL as it was sent, with the keys of the hash joins above it; `-` for
+//! a fragment no hash join filters, `none` where its filter added
+//! nothing).
 //!
 //! Cells are compared exactly: a string's leading and trailing spaces are
 //! written `␠` (so `CHAR(n)` padding and trailing spaces show), inner
@@ -198,6 +203,40 @@ fn is_query(sql: &str) -> bool {
     matches!(first.as_str(), "SELECT" | "WITH" | "VALUES" | "(")
 }
 
+impl SparDb {
+    async fn sent(&self, query: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
+        let batches = run(&self.session, &format!("EXPLAIN ANALYZE VERBOSE {query}")).await?;
+        // VERBOSE prints the plan twice: with metrics, then with each
+        // partition's.
+        let plan = text_rows(&batches)?
+            .into_iter()
+            .find(|r| r.first().is_some_and(|k| k == "Plan with Metrics"))
+            .and_then(|r| r.into_iter().nth(1))
+            .unwrap_or_default();
+        let field = |line: &str, key: &str, end: &str| {
+            line.split_once(key)
+                .map(|(_, rest)| rest.split(end).next().unwrap_or(rest).to_string())
+        };
+        let rows = plan
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("FragmentExec: source="))
+            .map(|l| {
+                let source = l.split(',').next().unwrap_or_default();
+                let runtime = field(l, ", runtime_filter=", ", sql=").unwrap_or("-".into());
+                let rows = field(l, "output_rows=", ",").unwrap_or_default();
+                let sql = field(l, ", sent=", ", metrics=[")
+                    .or_else(|| field(l, ", sql=", ", metrics=["))
+                    .unwrap_or_default();
+                vec![format!("{source}: {runtime}: {rows} rows: {sql}")]
+            })
+            .collect::<Vec<_>>();
+        Ok(DBOutput::Rows {
+            types: vec![DefaultColumnType::Text],
+            rows,
+        })
+    }
+}
+
 #[async_trait]
 impl sqllogictest::AsyncDB for SparDb {
     type Error = SltError;
@@ -211,6 +250,13 @@ impl sqllogictest::AsyncDB for SparDb {
             .and_then(|_| trimmed.get(18..))
         {
             return self.fragments(query).await;
+        }
+        if let Some(query) = trimmed
+            .get(..26)
+            .filter(|p| p.eq_ignore_ascii_case("EXPLAIN ANALYZE FRAGMENTS "))
+            .and_then(|_| trimmed.get(26..))
+        {
+            return self.sent(query).await;
         }
         if !is_query(trimmed) {
             run(&self.session, trimmed).await?;

@@ -4,22 +4,27 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::Statistics;
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
+};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     ReplaceChildrenOptions, StatisticsArgs,
 };
 use spar_connectors::SqlDialect;
-use spar_planner::{Fragment, FragmentRunner};
+use spar_planner::{Fragment, FragmentRunner, SparOptions};
 
-use super::stream::{FragmentStream, Served, Spelling};
+use super::stream::{FragmentStream, RuntimeFilters, Served, Spelling};
 use crate::replica::{ReplicaSet, Resume};
 
 /// Runs one fragment's SQL on a replica of its source.
@@ -31,9 +36,16 @@ use crate::replica::{ReplicaSet, Resume};
 /// `resume = "key_order"`, a scan of a table with a usable key, estimated
 /// larger than the source's `resume_buffer`, is read in key order and
 /// continues after the last key read ([`spar_planner::ResumableScan`]).
+///
+/// It takes the dynamic filters of the hash joins above it (DataFusion's
+/// filter pushdown, after physical planning) and, when it starts, spells
+/// the keys they hold into its SQL ([`spar_planner::runtime_filter`]).
 #[derive(Debug)]
 pub struct FragmentExec {
     spelling: Spelling,
+    /// The dynamic filters of hash joins above, read when the fragment
+    /// starts (by then each join's build side is done).
+    runtime_filters: RuntimeFilters,
     plan: LogicalPlan,
     dialect: Arc<dyn SqlDialect>,
     replicas: ReplicaSet,
@@ -81,6 +93,7 @@ impl FragmentExec {
                 resume,
                 replay,
             },
+            runtime_filters: RuntimeFilters::default(),
             plan: fragment.plan.clone(),
             dialect: Arc::clone(&fragment.dialect),
             replicas,
@@ -115,6 +128,21 @@ impl FragmentExec {
     pub fn resume_key(&self) -> Option<&[String]> {
         self.spelling.resume.as_ref().map(|s| s.key_names())
     }
+
+    /// The same fragment, also reading `filters` when it starts.
+    fn with_runtime_filters(&self, filters: RuntimeFilters) -> Self {
+        Self {
+            spelling: self.spelling.clone(),
+            runtime_filters: filters,
+            plan: self.plan.clone(),
+            dialect: Arc::clone(&self.dialect),
+            replicas: self.replicas.clone(),
+            statistics: Arc::clone(&self.statistics),
+            properties: Arc::clone(&self.properties),
+            metrics: ExecutionPlanMetricsSet::new(),
+            served: Arc::new(Mutex::new(Served::default())),
+        }
+    }
 }
 
 /// Whether a fragment may return more than `bytes`: its estimated rows
@@ -134,18 +162,31 @@ fn may_exceed(statistics: &Statistics, schema: &SchemaRef, bytes: usize) -> bool
 
 impl DisplayAs for FragmentExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let served = self
+        let (served, runtime, sent) = self
             .served
             .lock()
-            .map(|s| s.replicas.join(" -> "))
+            .map(|s| {
+                (
+                    s.replicas.join(" -> "),
+                    s.runtime_filter.clone(),
+                    s.sql.clone(),
+                )
+            })
             .unwrap_or_default();
         let source = &self.spelling.source;
         let sql = &self.spelling.sql;
+        // Before it runs: that it takes runtime filters; after (EXPLAIN
+        // ANALYZE): what they added, and in VERBOSE the SQL it sent.
+        let runtime =
+            runtime.or_else(|| (!self.runtime_filters.is_empty()).then(|| "at start".to_string()));
         match t {
             DisplayFormatType::TreeRender => {
                 writeln!(f, "source={source}")?;
                 if !served.is_empty() {
                     writeln!(f, "replica={served}")?;
+                }
+                if let Some(runtime) = &runtime {
+                    writeln!(f, "runtime_filter={runtime}")?;
                 }
                 write!(f, "sql={sql}")
             }
@@ -154,7 +195,16 @@ impl DisplayAs for FragmentExec {
                 if !served.is_empty() {
                     write!(f, ", replica={served}")?;
                 }
-                write!(f, ", sql={}", sql.replace('\n', " "))
+                if let Some(runtime) = &runtime {
+                    write!(f, ", runtime_filter={runtime}")?;
+                }
+                write!(f, ", sql={}", sql.replace('\n', " "))?;
+                match sent {
+                    Some(sent) if t == DisplayFormatType::Verbose => {
+                        write!(f, ", sent={}", sent.replace('\n', " "))
+                    }
+                    _ => Ok(()),
+                }
             }
         }
     }
@@ -175,9 +225,53 @@ impl ExecutionPlan for FragmentExec {
 
     fn apply_expressions(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
+        // A hash join computes its dynamic filter only when a node below
+        // it shows that it reads the filter.
+        datafusion::physical_plan::apply_expression_roots(self.runtime_filters.filters(), f)
+    }
+
+    fn handle_child_pushdown_result(
+        &self,
+        phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        config: &ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        let filters: Vec<Arc<dyn PhysicalExpr>> = child_pushdown_result
+            .parent_filters
+            .into_iter()
+            .map(|f| f.filter)
+            .collect();
+        // The fragment never claims a filter: what it adds to its SQL may
+        // let more rows through, and the operators above still apply theirs.
+        let result = FilterPushdownPropagation::with_parent_pushdown_result(vec![
+            PushedDown::No;
+            filters.len()
+        ]);
+        let wanted = phase == FilterPushdownPhase::Post
+            // A key-ordered scan is spelled again on resume without them.
+            && self.spelling.resume.is_none()
+            && config
+                .extensions
+                .get::<SparOptions>()
+                .is_none_or(|o| o.runtime_filters && o.pushdown);
+        let new: Vec<_> = filters
+            .into_iter()
+            .filter(|f| f.downcast_ref::<DynamicFilterPhysicalExpr>().is_some())
+            .filter(|f| !self.runtime_filters.filters().contains(f))
+            .collect();
+        if !wanted || new.is_empty() {
+            return Ok(result);
+        }
+        // DataFusion makes IN lists of at most this many keys per
+        // partition; a filter from several partitions joins theirs.
+        let max_keys = config
+            .optimizer
+            .hash_join_inlist_pushdown_max_distinct_values
+            .saturating_mul(config.execution.target_partitions.max(1));
+        let filters = self.runtime_filters.with(new, max_keys);
+        Ok(result.with_updated_node(Arc::new(self.with_runtime_filters(filters))))
     }
 
     fn replace_children(
@@ -206,11 +300,12 @@ impl ExecutionPlan for FragmentExec {
             );
         }
         if let Ok(mut served) = self.served.lock() {
-            served.replicas.clear();
+            *served = Served::default();
         }
         Ok(Box::pin(FragmentStream::new(
             self.replicas.clone(),
             self.spelling.clone(),
+            self.runtime_filters.for_plan(&self.plan),
             &self.metrics,
             Arc::clone(&self.served),
         )))

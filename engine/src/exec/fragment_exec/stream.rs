@@ -24,12 +24,15 @@ use arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder,
 };
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use spar_connectors::ReplicaPosition;
+use spar_planner::runtime_filter::{allowed_by, spell, Allowed, Respelled};
 use spar_planner::ResumableScan;
 
 use super::fingerprint::Fingerprint;
@@ -56,6 +59,71 @@ pub(super) struct Spelling {
 #[derive(Debug, Default, Clone)]
 pub(super) struct Served {
     pub(super) replicas: Vec<String>,
+    /// What the runtime filters added to the SQL, once it started.
+    pub(super) runtime_filter: Option<String>,
+    /// The SQL sent, where runtime filters changed it.
+    pub(super) sql: Option<String>,
+}
+
+/// The dynamic filters of the hash joins above a fragment.
+#[derive(Debug, Clone, Default)]
+pub(super) struct RuntimeFilters {
+    filters: Vec<Arc<dyn PhysicalExpr>>,
+    /// The most keys spelled as an IN list for one column.
+    max_keys: usize,
+}
+
+impl RuntimeFilters {
+    pub(super) fn filters(&self) -> &[Arc<dyn PhysicalExpr>] {
+        &self.filters
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.filters.is_empty()
+    }
+
+    /// These and `more`.
+    pub(super) fn with(&self, more: Vec<Arc<dyn PhysicalExpr>>, max_keys: usize) -> Self {
+        let mut filters = self.filters.clone();
+        filters.extend(more);
+        Self { filters, max_keys }
+    }
+
+    /// What one execution of the fragment computing `plan` reads.
+    pub(super) fn for_plan(&self, plan: &LogicalPlan) -> Option<PendingFilters> {
+        (!self.filters.is_empty()).then(|| PendingFilters {
+            filters: self.filters.clone(),
+            max_keys: self.max_keys,
+            plan: plan.clone(),
+        })
+    }
+}
+
+/// Runtime filters not read yet: read when the fragment first opens.
+pub(super) struct PendingFilters {
+    filters: Vec<Arc<dyn PhysicalExpr>>,
+    max_keys: usize,
+    plan: LogicalPlan,
+}
+
+impl PendingFilters {
+    /// The fragment's SQL with the keys the filters hold now.
+    fn respell(self, source: &str) -> Respelled {
+        let schema = self.plan.schema().as_arrow();
+        let allowed = self
+            .filters
+            .iter()
+            .map(|f| allowed_by(f, schema))
+            .fold(Allowed::everything(), Allowed::and);
+        if allowed.is_everything() {
+            return Respelled::Unchanged;
+        }
+        spell(&self.plan, &allowed, self.max_keys).unwrap_or_else(|e| {
+            // Only a lost optimization: the SQL as planned is right.
+            tracing::debug!(source, error = %e, "runtime filter not spelled");
+            Respelled::Unchanged
+        })
+    }
 }
 
 /// Counters of one fragment's execution.
@@ -91,6 +159,7 @@ impl FragmentStream {
     pub(super) fn new(
         replicas: ReplicaSet,
         spelling: Spelling,
+        runtime: Option<PendingFilters>,
         metrics: &ExecutionPlanMetricsSet,
         served: Arc<Mutex<Served>>,
     ) -> Self {
@@ -101,6 +170,7 @@ impl FragmentStream {
             hold_back: replicas.settings().resume_buffer,
             replicas,
             spelling,
+            runtime,
             counters: Counters::new(metrics),
             served,
             current: None,
@@ -160,6 +230,8 @@ struct Replaying {
 struct Runner {
     replicas: ReplicaSet,
     spelling: Spelling,
+    /// Read once, before the first replica is asked.
+    runtime: Option<PendingFilters>,
     counters: Counters,
     served: Arc<Mutex<Served>>,
     /// The replica being read: its index and the rest of its stream.
@@ -203,6 +275,10 @@ impl Runner {
             if self.done {
                 return None;
             }
+            if let Some(runtime) = self.runtime.take() {
+                self.apply_runtime_filters(runtime);
+                continue;
+            }
             if self.current.is_none() {
                 if let Err(e) = self.open().await {
                     return Some(Err(self.fail(e)));
@@ -237,6 +313,23 @@ impl Runner {
                     }
                 }
             }
+        }
+    }
+
+    /// Spells the runtime filters' keys into the SQL every attempt sends;
+    /// when no row can pass, the fragment ends without asking any replica.
+    fn apply_runtime_filters(&mut self, runtime: PendingFilters) {
+        let respelled = runtime.respell(&self.spelling.source);
+        if let Ok(mut served) = self.served.lock() {
+            served.runtime_filter = Some(respelled.to_string());
+            if let Respelled::Sql { sql, .. } = &respelled {
+                served.sql = Some(sql.clone());
+            }
+        }
+        match respelled {
+            Respelled::Sql { sql, .. } => self.spelling.sql = sql,
+            Respelled::Nothing => self.done = true,
+            Respelled::Unchanged => {}
         }
     }
 

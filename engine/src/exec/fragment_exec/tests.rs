@@ -169,7 +169,8 @@ async fn run(set: &ReplicaSet) -> (Vec<i64>, Option<String>, Vec<String>, String
         resume: None,
         replay: set.settings().resume != Resume::Off,
     };
-    let mut stream = FragmentStream::new(set.clone(), spelling, &metrics, Arc::clone(&served));
+    let mut stream =
+        FragmentStream::new(set.clone(), spelling, None, &metrics, Arc::clone(&served));
     let mut values = Vec::new();
     let mut error = None;
     while let Some(item) = stream.next().await {
