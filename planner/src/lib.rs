@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //!
+//! - [`cardinality`]: estimated rows and distinct values of a fragment's
+//!   sub-plan, from the source's statistics.
 //! - [`source_table`]: [`SourceTable`], the DataFusion table of a SQL
 //!   source, carrying the connector's metadata and the source's dialect.
 //! - [`fragment`]: the [`Fragment`] logical node (one query to one source)
@@ -25,6 +27,7 @@
 //! engine appends it to DataFusion's optimizer rules, and
 //! [`spar_analyzer_rules`] to DataFusion's analyzer rules.
 
+pub mod cardinality;
 pub mod fragment;
 pub mod options;
 pub mod pad_space;

@@ -28,7 +28,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{DFSchema, NullEquality, ScalarValue, Statistics};
+use datafusion::common::{DFSchema, NullEquality, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
@@ -199,7 +199,7 @@ fn merge(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
     let Some(sql) = sql_for(&sub_plan, first.dialect.as_ref()) else {
         return Ok(Transformed::no(node));
     };
-    let statistics = Arc::new(Statistics::new_unknown(sub_plan.schema().as_arrow()));
+    let statistics = Arc::new(crate::cardinality::estimate(&sub_plan));
     let fragment = Fragment {
         source: first.source.clone(),
         sql,

@@ -136,25 +136,36 @@ impl SourceTable {
         )
         .filter(|_| !read.is_empty())
         .map(Arc::new);
+        let statistics =
+            Arc::new(self.fragment_statistics(&plan, projection, !filters.is_empty(), fetch));
         Ok(Fragment {
             source: self.source.clone(),
             sql,
             plan,
-            statistics: Arc::new(self.fragment_statistics(projection, !filters.is_empty(), fetch)),
+            statistics,
             dialect: Arc::clone(&self.dialect),
             runner: Arc::clone(&self.runner),
             resume,
         })
     }
 
-    /// What is known of a scan's output: the table's statistics, inexact
-    /// once filtered, capped by the limit.
+    /// What is known of a scan's output: the table's statistics, capped by
+    /// the limit; once filtered, the filters' estimated selectivity
+    /// applied (or, with no row count to start from, the table's
+    /// statistics made inexact).
     fn fragment_statistics(
         &self,
+        scan: &LogicalPlan,
         projection: Option<&Vec<usize>>,
         filtered: bool,
         fetch: Option<usize>,
     ) -> Statistics {
+        if filtered {
+            let estimated = crate::cardinality::estimate(scan);
+            if estimated.num_rows.get_value().is_some() {
+                return estimated;
+            }
+        }
         let stats = match projection {
             Some(p) => self.meta.stats.project(p),
             None => self.meta.stats.clone(),
