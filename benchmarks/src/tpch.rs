@@ -29,7 +29,9 @@
 //!   same SQL run directly on that source, Spar ÷ that, and the SQL of
 //!   Spar's one fragment run directly on that source.
 //!
-//! Then the geometric means of spar, off and no rf ÷ single pg.
+//! Then the geometric means of spar, off and no rf ÷ single pg. With
+//! `TPCH_EXPLAIN=1` in the environment, each query's plan with its
+//! metrics (`EXPLAIN ANALYZE`) is printed after its line.
 //!
 //! Before timing a query, its answer through Spar (pushdown on and off) is
 //! checked against the reference database's, row by row
@@ -151,6 +153,22 @@ impl Direct<'_> {
             Direct::MariaDb(conn) => mariadb_run(conn, sql).await,
         }
     }
+}
+
+/// `EXPLAIN ANALYZE` of `sql`: the plan with its metrics, each line cut
+/// at 600 characters.
+async fn print_plan(session: &Session, sql: &str) -> Result<(), Error> {
+    let batches = session
+        .sql(&format!("EXPLAIN ANALYZE {sql}"))
+        .await?
+        .collect()
+        .await?;
+    let text = arrow::util::pretty::pretty_format_batches(&batches)?.to_string();
+    for line in text.lines() {
+        let cut: String = line.chars().take(600).collect();
+        println!("    {cut}");
+    }
+    Ok(())
 }
 
 fn geomean(ratios: &[f64]) -> f64 {
@@ -287,6 +305,9 @@ async fn main() -> Result<(), Error> {
             f.bytes as f64 / (1024.0 * 1024.0),
             f.planning.as_secs_f64() * 1000.0,
         );
+        if std::env::var_os("TPCH_EXPLAIN").is_some() {
+            print_plan(&spar, sql).await?;
+        }
         spar_ratios.push(t / single);
         off_ratios.push(t_off / single);
         no_rf_ratios.push(t_no_rf / single);

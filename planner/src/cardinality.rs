@@ -26,7 +26,7 @@ use datafusion::logical_expr::{
     Aggregate, BinaryExpr, Distinct, Expr, Join, JoinType, Like, Limit, LogicalPlan, Operator,
 };
 
-use crate::remote::source_table;
+use crate::source_plan::source_table;
 
 /// Selectivity of a predicate nothing is known about (DataFusion's own
 /// default filter selectivity).

@@ -10,7 +10,7 @@
 //!   and [`FragmentRunner`], which the engine implements to run one.
 //! - [`push_down_fragments`]: the rule that cuts the plan into fragments,
 //!   each the largest sub-plan one source can run.
-//! - `remote`: a fragment's sub-plan in the source's own table names.
+//! - `source_plan`: a fragment's sub-plan in the source's own table names.
 //! - [`physical`]: [`SparQueryPlanner`], DataFusion's physical planner
 //!   that also plans fragments.
 //! - [`unparse`]: SQL for a sub-plan in a source's dialect.
@@ -33,9 +33,9 @@ pub mod options;
 pub mod pad_space;
 pub mod physical;
 pub mod push_down_fragments;
-mod remote;
 pub mod resume;
 pub mod runtime_filter;
+mod source_plan;
 pub mod source_table;
 pub mod unparse;
 

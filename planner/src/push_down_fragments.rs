@@ -41,7 +41,9 @@ use spar_connectors::SqlDialect;
 
 use crate::fragment::Fragment;
 use crate::options::SparOptions;
-use crate::remote::{plain_column, remote_plan, source_table, unaliased, MAX_IDENTIFIER_BYTES};
+use crate::source_plan::{
+    plain_column, remote_plan, source_table, unaliased, MAX_IDENTIFIER_BYTES,
+};
 use crate::source_table::SourceTable;
 use crate::unparse::plan_to_source_sql;
 
@@ -505,7 +507,7 @@ fn window_below(plan: &LogicalPlan, stacked: bool) -> bool {
 }
 
 /// Whether a semi or anti join can be spelled as `[NOT] EXISTS (SELECT 1
-/// FROM right WHERE on AND filter)` (see `remote::semi_join_as_exists`):
+/// FROM right WHERE on AND filter)` (see `source_plan::semi_join_as_exists`):
 /// not for `NOT IN`'s null-aware anti join, whose answer depends on NULLs
 /// in the subquery; and the two sides must not share a table qualifier,
 /// or a column in the subquery could name the wrong table.

@@ -464,3 +464,104 @@ async fn a_stream_waiting_on_a_replica_judged_down_moves_on() {
     assert_eq!(values, [0, 1, 2]);
     assert_eq!(served, ["r0", "r1"]);
 }
+
+/// Planner-side stand-in: fragments here are run by `FragmentExec::new`.
+#[derive(Debug)]
+struct NoRunner;
+
+impl spar_planner::FragmentRunner for NoRunner {
+    fn plan_fragment(
+        &self,
+        _: &spar_planner::Fragment,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        datafusion::common::internal_err!("not used")
+    }
+}
+
+/// What `FragmentExec` makes of the filters DataFusion pushes to it in
+/// `phase`, with `spar.runtime_filters` as given: whether it takes any,
+/// and how many expressions the new node shows.
+fn pushed(
+    phase: datafusion::physical_plan::filter_pushdown::FilterPushdownPhase,
+    runtime_filters: bool,
+) -> (bool, usize, usize) {
+    use datafusion::common::config::ConfigOptions;
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
+    use datafusion::physical_expr::expressions::{lit, Column, DynamicFilterPhysicalExpr};
+    use datafusion::physical_expr::PhysicalExpr;
+    use datafusion::physical_plan::filter_pushdown::{
+        ChildFilterPushdownResult, ChildPushdownResult, PushedDown,
+    };
+    use datafusion::physical_plan::ExecutionPlan;
+
+    let df_schema = datafusion::common::DFSchema::try_from(schema().as_ref().clone())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let plan = LogicalPlan::EmptyRelation(EmptyRelation {
+        produce_one_row: false,
+        schema: Arc::new(df_schema),
+    });
+    let fragment = spar_planner::Fragment {
+        source: "src".into(),
+        sql: "SELECT v FROM t".into(),
+        statistics: Arc::new(datafusion::common::Statistics::new_unknown(&schema())),
+        plan,
+        dialect: Arc::new(spar_connectors::sqlite::SqliteSqlDialect),
+        runner: Arc::new(NoRunner),
+        resume: None,
+    };
+    let exec = super::FragmentExec::new(&fragment, replicas(&[Script::Rows(1)], 1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dynamic: Arc<dyn PhysicalExpr> = Arc::new(DynamicFilterPhysicalExpr::new(
+        vec![Arc::new(Column::new("v", 0))],
+        lit(true),
+    ));
+    let result = ChildPushdownResult {
+        parent_filters: [dynamic, lit(true)]
+            .into_iter()
+            .map(|filter| ChildFilterPushdownResult {
+                filter,
+                child_results: vec![],
+            })
+            .collect(),
+        self_filters: vec![],
+    };
+    let mut config = ConfigOptions::new();
+    let mut options = spar_planner::SparOptions::default();
+    options.runtime_filters = runtime_filters;
+    config.extensions.insert(options);
+    let propagated = exec
+        .handle_child_pushdown_result(phase, result, &config)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        propagated
+            .filters
+            .iter()
+            .all(|p| matches!(p, PushedDown::No)),
+        "a fragment never claims a filter"
+    );
+    let Some(node) = propagated.updated_node else {
+        return (false, 0, propagated.filters.len());
+    };
+    let mut shown = 0;
+    node.apply_expressions(&mut |_| {
+        shown += 1;
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let text = datafusion::physical_plan::displayable(node.as_ref())
+        .one_line()
+        .to_string();
+    assert!(text.contains("runtime_filter=at start"), "{text}");
+    (true, shown, propagated.filters.len())
+}
+
+#[test]
+fn a_fragment_takes_the_dynamic_filters_of_joins_above_it_after_planning() {
+    use datafusion::physical_plan::filter_pushdown::FilterPushdownPhase;
+    // The dynamic filter is taken and shown (so that the join computes
+    // it); the static one is not.
+    assert_eq!(pushed(FilterPushdownPhase::Post, true), (true, 1, 2));
+    assert_eq!(pushed(FilterPushdownPhase::Pre, true), (false, 0, 2));
+    assert_eq!(pushed(FilterPushdownPhase::Post, false), (false, 0, 2));
+}
