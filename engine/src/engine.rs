@@ -421,15 +421,14 @@ impl Engine {
 }
 
 /// The most keys per partition a hash join hands the fragment on its probe
-/// side as a list. PostgreSQL reads an IN list of this many integers as
-/// a hashed list or one index descent per key, MariaDB as a sorted list
-/// it searches (past its range optimizer's memory, without the index);
-/// TPC-H Q9 sends 10,660 part keys and Q21 about 70,000 order keys.
-const RUNTIME_FILTER_KEYS: usize = 131_072;
+/// side as a list. Measured on TPC-H at scale 1 (benchmarks/README.md):
+/// lists of up to 131,072 keys sent fewer rows but took longer (Q7, Q14,
+/// Q21: a source matching tens of thousands of keys per row or index
+/// descent is slower than sending the rows); 4,096 was faster overall.
+const RUNTIME_FILTER_KEYS: usize = 4096;
 
-/// The most bytes of keys per partition handed on as a list (the SQL
-/// stays well under MariaDB's default 16 MiB packet).
-const RUNTIME_FILTER_BYTES: usize = 4 * 1024 * 1024;
+/// The most bytes of keys per partition handed on as a list.
+const RUNTIME_FILTER_BYTES: usize = 1024 * 1024;
 
 /// DataFusion's recursive planning functions move to a fresh stack when
 /// less than a set amount is left (128 KiB by default). Between two such

@@ -477,7 +477,7 @@ fn range(column: &ColumnEstimate, op: Operator, value: &ScalarValue) -> f64 {
 
 /// Where a value lies on a line, for comparing it with a column's bounds:
 /// numbers and dates.
-fn position(v: &ScalarValue) -> Option<f64> {
+pub(crate) fn position(v: &ScalarValue) -> Option<f64> {
     Some(match v {
         ScalarValue::Int8(Some(x)) => f64::from(*x),
         ScalarValue::Int16(Some(x)) => f64::from(*x),

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use arrow::array::Array;
 use arrow::datatypes::{DataType, Schema};
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{Column as LogicalColumn, ScalarValue};
+use datafusion::common::{Column as LogicalColumn, ColumnStatistics, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::InList;
 use datafusion::logical_expr::utils::conjunction;
@@ -49,6 +49,7 @@ use datafusion::physical_expr::expressions::{
 };
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 
+use crate::cardinality::position;
 use crate::push_down_fragments::{as_fragment, PushDownFragments};
 
 /// What a filter lets through.
@@ -452,6 +453,10 @@ fn members(in_list: &InListExpr, schema: &Schema) -> Option<Allowed> {
     Some(allowed)
 }
 
+/// A list of at least this share of a column's distinct values keeps
+/// nearly every row: it is sent as a range instead.
+const NOT_SELECTIVE: f64 = 0.9;
+
 /// What [`spell`] made of a fragment's runtime filters.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Respelled {
@@ -470,23 +475,49 @@ pub enum Respelled {
 
 /// The fragment's SQL with the keys `allowed` (over `plan`'s output
 /// columns) in it: an IN list of at most `max_values` values, else the
-/// values' range.
+/// values' range. `columns` holds what is estimated of each output column
+/// (the fragment's statistics): distinct values, least and greatest.
 ///
-/// Only one column gets its list, the one with the fewest values; the
-/// others get their range. Lists on two columns of one index make
-/// PostgreSQL (before 17) descend the index once per pair of values (a
-/// join on `(l_partkey, l_suppkey)` with 342 and 233 keys: 79,686
-/// descents, slower than reading without the keys).
-pub fn spell(plan: &LogicalPlan, allowed: &Allowed, max_values: usize) -> Result<Respelled> {
+/// Only one column gets its list: the one whose values are the smallest
+/// share of its distinct values (the fewest values where that is not
+/// known), and none whose values are nearly all of its distinct values;
+/// the others get their range. Lists on two columns of one index make
+/// PostgreSQL (before 17) descend the index once per pair of values, and
+/// a list that keeps nearly every row costs its length on every row.
+/// Likewise a range that spans nearly all of a column's known values is
+/// left out: it narrows nothing, and it can lead the source to read a
+/// whole index in order rather than the table.
+pub fn spell(
+    plan: &LogicalPlan,
+    allowed: &Allowed,
+    max_values: usize,
+    statistics: &[ColumnStatistics],
+) -> Result<Respelled> {
     let columns = match allowed {
         Allowed::Nothing => return Ok(Respelled::Nothing),
         Allowed::Columns(columns) => columns,
     };
+    // The share of a column's distinct values a list holds; unknown
+    // counts rank after every known share.
+    let share = |i: usize, n: usize| match statistics
+        .get(i)
+        .and_then(|c| c.distinct_count.get_value())
+        .copied()
+    {
+        Some(d) if d > 0 => Some(n as f64 / d as f64),
+        _ => None,
+    };
+    let rank = |i: usize, n: usize| share(i, n).unwrap_or(f64::MAX);
     let listed = columns
         .iter()
         .filter_map(|(&i, c)| Some((c.values.as_ref()?.len(), i)))
-        .filter(|(n, _)| *n <= max_values)
-        .min()
+        .filter(|&(n, i)| n <= max_values && share(i, n).is_none_or(|s| s < NOT_SELECTIVE))
+        .min_by(|&(n, i), &(m, j)| {
+            rank(i, n)
+                .partial_cmp(&rank(j, m))
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(n.cmp(&m))
+        })
         .map(|(_, i)| i);
     let schema = plan.schema();
     let mut predicates = Vec::new();
@@ -498,7 +529,13 @@ pub fn spell(plan: &LogicalPlan, allowed: &Allowed, max_values: usize) -> Result
         let expr = Expr::Column(LogicalColumn::from(schema.qualified_field(index)));
         let name = schema.field(index).name();
         let max_values = if listed == Some(index) { max_values } else { 0 };
-        match key_predicate(expr, column, max_values) {
+        let known = statistics.get(index).and_then(|c| {
+            Some((
+                c.min_value.get_value()?.clone(),
+                c.max_value.get_value()?.clone(),
+            ))
+        });
+        match key_predicate(expr, column, max_values, known) {
             KeyPredicate::Nothing => return Ok(Respelled::Nothing),
             KeyPredicate::Any => {}
             KeyPredicate::Predicate(predicate, text) => {
@@ -526,7 +563,12 @@ enum KeyPredicate {
     Predicate(Expr, String),
 }
 
-fn key_predicate(expr: Expr, column: &ColumnAllowed, max_values: usize) -> KeyPredicate {
+fn key_predicate(
+    expr: Expr,
+    column: &ColumnAllowed,
+    max_values: usize,
+    known: Option<(ScalarValue, ScalarValue)>,
+) -> KeyPredicate {
     let (low, high) = column.hull();
     let in_range = |v: &&ScalarValue| {
         low.as_ref()
@@ -560,6 +602,7 @@ fn key_predicate(expr: Expr, column: &ColumnAllowed, max_values: usize) -> KeyPr
                 )),
                 format!("IN ({} keys)", values.len()),
             )),
+            _ if spans(low.as_ref(), high.as_ref(), known.as_ref()) => None,
             _ => range(&expr, low, high),
         }
     };
@@ -572,6 +615,24 @@ fn key_predicate(expr: Expr, column: &ColumnAllowed, max_values: usize) -> KeyPr
         (Some((p, text)), true) => {
             KeyPredicate::Predicate(expr.is_null().or(p), format!("IS NULL OR {text}"))
         }
+    }
+}
+
+/// Whether `low..high` spans nearly all of the column's known values.
+fn spans(
+    low: Option<&ScalarValue>,
+    high: Option<&ScalarValue>,
+    known: Option<&(ScalarValue, ScalarValue)>,
+) -> bool {
+    let Some((min, max)) = known else {
+        return false;
+    };
+    let at = |v: Option<&ScalarValue>, or: &ScalarValue| position(v.unwrap_or(or));
+    match (at(low, min), at(high, max), position(min), position(max)) {
+        (Some(l), Some(h), Some(min), Some(max)) if max > min => {
+            (h.min(max) - l.max(min)) / (max - min) >= NOT_SELECTIVE
+        }
+        _ => false,
     }
 }
 
@@ -919,7 +980,8 @@ mod tests {
             "SELECT o_orderkey, o_custkey FROM sales.main.orders WHERE o_totalprice > 10",
         )
         .await;
-        let respelled = spell(&plan, &keys(1, &[3, 1, 2]), 100).unwrap_or_else(|e| panic!("{e}"));
+        let respelled =
+            spell(&plan, &keys(1, &[3, 1, 2]), 100, &[]).unwrap_or_else(|e| panic!("{e}"));
         insta::assert_snapshot!(sql_of(respelled), @r#"
         o_custkey IN (3 keys)
         SELECT "orders"."o_orderkey", "orders"."o_custkey" FROM "main"."orders" WHERE (("orders"."o_totalprice" > 10.00) AND ("orders"."o_custkey" IN (1, 2, 3)))
@@ -929,7 +991,8 @@ mod tests {
     #[tokio::test]
     async fn more_keys_than_the_cap_are_sent_as_their_range() {
         let plan = fragment_plan("SELECT o_orderkey, o_custkey FROM sales.main.orders").await;
-        let respelled = spell(&plan, &keys(0, &[40, 7, 12]), 2).unwrap_or_else(|e| panic!("{e}"));
+        let respelled =
+            spell(&plan, &keys(0, &[40, 7, 12]), 2, &[]).unwrap_or_else(|e| panic!("{e}"));
         insta::assert_snapshot!(sql_of(respelled), @r#"
         o_orderkey BETWEEN 7 AND 40
         SELECT "orders"."o_orderkey", "orders"."o_custkey" FROM "main"."orders" WHERE (("orders"."o_orderkey" >= 7) AND ("orders"."o_orderkey" <= 40))
@@ -943,7 +1006,7 @@ mod tests {
              JOIN sales.main.customer ON c_custkey = o_custkey GROUP BY o_custkey",
         )
         .await;
-        let respelled = spell(&plan, &keys(0, &[5, 6]), 100).unwrap_or_else(|e| panic!("{e}"));
+        let respelled = spell(&plan, &keys(0, &[5, 6]), 100, &[]).unwrap_or_else(|e| panic!("{e}"));
         insta::assert_snapshot!(sql_of(respelled), @r#"
         o_custkey IN (2 keys)
         SELECT "o_custkey" AS "o_custkey", count(1) AS "n" FROM (SELECT "orders"."o_custkey" FROM "main"."orders" INNER JOIN "main"."customer" ON "orders"."o_custkey" = "customer"."c_custkey" WHERE ("orders"."o_custkey" IN (5, 6)) AND ("customer"."c_custkey" IN (5, 6))) AS "derived_projection" GROUP BY "o_custkey"
@@ -954,7 +1017,7 @@ mod tests {
     async fn only_the_column_with_fewest_keys_gets_a_list() {
         let plan = fragment_plan("SELECT o_orderkey, o_custkey FROM sales.main.orders").await;
         let both = keys(0, &[1, 2, 3]).and(keys(1, &[10, 20]));
-        let respelled = spell(&plan, &both, 100).unwrap_or_else(|e| panic!("{e}"));
+        let respelled = spell(&plan, &both, 100, &[]).unwrap_or_else(|e| panic!("{e}"));
         insta::assert_snapshot!(sql_of(respelled), @r#"
         o_orderkey BETWEEN 1 AND 3 AND o_custkey IN (2 keys)
         SELECT "orders"."o_orderkey", "orders"."o_custkey" FROM "main"."orders" WHERE ((("orders"."o_orderkey" >= 1) AND ("orders"."o_orderkey" <= 3)) AND ("orders"."o_custkey" IN (10, 20)))
@@ -962,11 +1025,71 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_list_goes_to_the_column_it_narrows_most() {
+        let plan = fragment_plan("SELECT o_orderkey, o_custkey FROM sales.main.orders").await;
+        let both = keys(0, &[1, 2, 3]).and(keys(1, &[10, 20]));
+        // Three of 1,000 order keys narrow more than two of 4 customers;
+        // with all 3 of 3 order keys listed, neither list is worth sending.
+        let respelled =
+            spell(&plan, &both, 100, &distinct(&[1_000, 4])).unwrap_or_else(|e| panic!("{e}"));
+        let Respelled::Sql { summary, .. } = respelled else {
+            panic!("{respelled:?}");
+        };
+        assert_eq!(
+            summary,
+            "o_orderkey IN (3 keys) AND o_custkey BETWEEN 10 AND 20"
+        );
+        let respelled =
+            spell(&plan, &both, 100, &distinct(&[3, 2])).unwrap_or_else(|e| panic!("{e}"));
+        let Respelled::Sql { summary, .. } = respelled else {
+            panic!("{respelled:?}");
+        };
+        assert_eq!(
+            summary,
+            "o_orderkey BETWEEN 1 AND 3 AND o_custkey BETWEEN 10 AND 20"
+        );
+    }
+
+    fn distinct(counts: &[usize]) -> Vec<datafusion::common::ColumnStatistics> {
+        counts
+            .iter()
+            .map(|&d| {
+                let mut c = datafusion::common::ColumnStatistics::new_unknown();
+                c.distinct_count = datafusion::common::stats::Precision::Inexact(d);
+                c
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_range_over_nearly_all_known_values_is_left_out() {
+        let plan = fragment_plan("SELECT o_orderkey, o_custkey FROM sales.main.orders").await;
+        let mut stats = distinct(&[1_000, 1_000]);
+        for c in &mut stats {
+            c.min_value =
+                datafusion::common::stats::Precision::Inexact(ScalarValue::Int64(Some(1)));
+            c.max_value =
+                datafusion::common::stats::Precision::Inexact(ScalarValue::Int64(Some(1_000)));
+        }
+        // 950 of 1,000 values, as a range (over the cap): nothing to send.
+        let wide = keys(0, &(2..952).collect::<Vec<i64>>());
+        let respelled = spell(&plan, &wide, 10, &stats).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(respelled, Respelled::Unchanged);
+        let narrow = keys(0, &(2..52).collect::<Vec<i64>>());
+        let respelled = spell(&plan, &narrow, 10, &stats).unwrap_or_else(|e| panic!("{e}"));
+        let Respelled::Sql { summary, .. } = respelled else {
+            panic!("{respelled:?}");
+        };
+        assert_eq!(summary, "o_orderkey BETWEEN 2 AND 51");
+    }
+
+    #[tokio::test]
     async fn no_row_can_pass_an_empty_set_of_keys() {
         let plan = fragment_plan("SELECT o_orderkey FROM sales.main.orders").await;
-        let respelled = spell(&plan, &Allowed::Nothing, 100).unwrap_or_else(|e| panic!("{e}"));
+        let respelled = spell(&plan, &Allowed::Nothing, 100, &[]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(respelled, Respelled::Nothing);
-        let respelled = spell(&plan, &Allowed::everything(), 100).unwrap_or_else(|e| panic!("{e}"));
+        let respelled =
+            spell(&plan, &Allowed::everything(), 100, &[]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(respelled, Respelled::Unchanged);
     }
 }

@@ -305,7 +305,7 @@ impl ExecutionPlan for FragmentExec {
         Ok(Box::pin(FragmentStream::new(
             self.replicas.clone(),
             self.spelling.clone(),
-            self.runtime_filters.for_plan(&self.plan),
+            self.runtime_filters.for_plan(&self.plan, &self.statistics),
             &self.metrics,
             Arc::clone(&self.served),
         )))

@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::common::ScalarValue;
+use datafusion::common::{ColumnStatistics, ScalarValue, Statistics};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
 use datafusion::logical_expr::LogicalPlan;
@@ -89,12 +89,18 @@ impl RuntimeFilters {
         Self { filters, max_keys }
     }
 
-    /// What one execution of the fragment computing `plan` reads.
-    pub(super) fn for_plan(&self, plan: &LogicalPlan) -> Option<PendingFilters> {
+    /// What one execution of the fragment computing `plan`, whose output
+    /// has these statistics, reads.
+    pub(super) fn for_plan(
+        &self,
+        plan: &LogicalPlan,
+        statistics: &Statistics,
+    ) -> Option<PendingFilters> {
         (!self.filters.is_empty()).then(|| PendingFilters {
             filters: self.filters.clone(),
             max_keys: self.max_keys,
             plan: plan.clone(),
+            columns: statistics.column_statistics.clone(),
         })
     }
 }
@@ -104,6 +110,8 @@ pub(super) struct PendingFilters {
     filters: Vec<Arc<dyn PhysicalExpr>>,
     max_keys: usize,
     plan: LogicalPlan,
+    /// What is estimated of each output column.
+    columns: Vec<ColumnStatistics>,
 }
 
 impl PendingFilters {
@@ -118,7 +126,7 @@ impl PendingFilters {
         if allowed.is_everything() {
             return Respelled::Unchanged;
         }
-        spell(&self.plan, &allowed, self.max_keys).unwrap_or_else(|e| {
+        spell(&self.plan, &allowed, self.max_keys, &self.columns).unwrap_or_else(|e| {
             // Only a lost optimization: the SQL as planned is right.
             tracing::debug!(source, error = %e, "runtime filter not spelled");
             Respelled::Unchanged
