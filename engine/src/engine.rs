@@ -405,7 +405,11 @@ impl Engine {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_catalog_list(catalogs)
-            .with_query_planner(Arc::new(crate::exec::deadline::TimedQueryPlanner));
+            .with_query_planner(Arc::new(crate::exec::deadline::TimedQueryPlanner))
+            // After DataFusion's filter pushdown (see its module).
+            .with_physical_optimizer_rule(Arc::new(
+                crate::exec::fragment_exec::DropAmbiguousRuntimeFilters,
+            ));
         for rule in spar_planner::spar_analyzer_rules() {
             builder = builder.with_analyzer_rule(rule);
         }

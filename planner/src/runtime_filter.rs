@@ -300,6 +300,22 @@ fn read(expr: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Allowed {
     Allowed::everything()
 }
 
+/// Whether `column` surely names the fragment's output column at its
+/// index: DataFusion moves filters between operators by column *name*
+/// (`index_of`, the first of that name), so where two output columns share
+/// a name (`q0.a` and `q1.a` of a self-join) a key may point at the wrong
+/// one, and is not read.
+fn unambiguous(column: &Column, schema: &Schema) -> bool {
+    schema.fields().get(column.index()).is_some_and(|field| {
+        schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() == field.name())
+            .count()
+            == 1
+    })
+}
+
 /// A column of the fragment's output, perhaps under a cast that keeps
 /// values apart and in order (`CAST(int4 AS BIGINT)`: DataFusion joins
 /// keys of different types through such casts).
@@ -312,13 +328,16 @@ struct Key {
 impl Key {
     fn of(expr: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Option<Self> {
         if let Some(column) = expr.downcast_ref::<Column>() {
-            return Some(Self {
+            return unambiguous(column, schema).then(|| Self {
                 index: column.index(),
                 cast_from: None,
             });
         }
         let cast = expr.downcast_ref::<CastExpr>()?;
-        let column = cast.expr().downcast_ref::<Column>()?;
+        let column = cast
+            .expr()
+            .downcast_ref::<Column>()
+            .filter(|c| unambiguous(c, schema))?;
         let from = schema.fields().get(column.index())?.data_type();
         exact_cast(from, cast.cast_type()).then(|| Self {
             index: column.index(),
@@ -1011,6 +1030,32 @@ mod tests {
         o_custkey IN (2 keys)
         SELECT "o_custkey" AS "o_custkey", count(1) AS "n" FROM (SELECT "orders"."o_custkey" FROM "main"."orders" INNER JOIN "main"."customer" ON "orders"."o_custkey" = "customer"."c_custkey" WHERE ("orders"."o_custkey" IN (5, 6)) AND ("customer"."c_custkey" IN (5, 6))) AS "derived_projection" GROUP BY "o_custkey"
         "#);
+    }
+
+    #[test]
+    fn keys_of_a_column_whose_name_another_shares_are_not_read() {
+        // A self-join's fragment returns `q0.a` and `q1.a`: DataFusion moves
+        // filters by name, so a key on either may be meant for the other.
+        let twice = Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Int64, true),
+        ]);
+        let filter = |i: usize, name: &str| {
+            let array: ArrayRef = Arc::new(Int64Array::from(vec![1_i64, 2]));
+            let list = InListExpr::try_new_from_array(
+                Arc::new(Column::new(name, i)),
+                array,
+                false,
+                &twice,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            let list: Arc<dyn PhysicalExpr> = Arc::new(list);
+            allowed_by(&list, &twice)
+        };
+        assert!(filter(1, "a").is_everything());
+        assert!(filter(0, "a").is_everything());
+        assert!(!filter(2, "b").is_everything());
     }
 
     #[tokio::test]

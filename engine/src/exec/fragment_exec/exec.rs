@@ -129,6 +129,12 @@ impl FragmentExec {
         self.spelling.resume.as_ref().map(|s| s.key_names())
     }
 
+    /// The same fragment without runtime filters, if it had any.
+    pub(super) fn without_runtime_filters(&self) -> Option<Self> {
+        (!self.runtime_filters.is_empty())
+            .then(|| self.with_runtime_filters(RuntimeFilters::default()))
+    }
+
     /// The same fragment, also reading `filters` when it starts.
     fn with_runtime_filters(&self, filters: RuntimeFilters) -> Self {
         Self {

@@ -12,10 +12,12 @@
 //! ANALYZE), the replica that served it; its metrics give rows, bytes,
 //! attempts, failovers, hedges, reruns, resumes and time.
 
+mod ambiguous;
 mod exec;
 mod fingerprint;
 mod stream;
 #[cfg(test)]
 mod tests;
 
+pub use ambiguous::DropAmbiguousRuntimeFilters;
 pub use exec::FragmentExec;
