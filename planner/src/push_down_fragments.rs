@@ -392,6 +392,7 @@ fn can_run(node: &LogicalPlan, dialect: &dyn SqlDialect) -> bool {
             };
             let semi = matches!(join.join_type, JoinType::LeftSemi | JoinType::LeftAnti);
             caps.joins
+                && !join_on_right(join)
                 && (matches!(
                     join.join_type,
                     JoinType::Inner | JoinType::Left | JoinType::Right
@@ -506,6 +507,23 @@ fn window_below(plan: &LogicalPlan, stacked: bool) -> bool {
     }
 }
 
+/// Whether the join's right input is itself a join (under projections
+/// and filters): DataFusion's unparser writes it into the same FROM
+/// clause, `a LEFT JOIN (b JOIN c ON p) ON q` as `a LEFT JOIN b ON q JOIN
+/// c ON p` (another answer), or names a table before it is in scope. Such
+/// a join stays local, over the two fragments.
+fn join_on_right(join: &datafusion::logical_expr::Join) -> bool {
+    let mut plan = unfragmented(&join.right);
+    loop {
+        match plan {
+            LogicalPlan::Projection(p) => plan = p.input.as_ref(),
+            LogicalPlan::Filter(f) => plan = f.input.as_ref(),
+            LogicalPlan::Join(_) => return true,
+            _ => return false,
+        }
+    }
+}
+
 /// Whether a semi or anti join can be spelled as `[NOT] EXISTS (SELECT 1
 /// FROM right WHERE on AND filter)` (see `source_plan::semi_join_as_exists`):
 /// not for `NOT IN`'s null-aware anti join, whose answer depends on NULLs
@@ -533,6 +551,26 @@ mod tests {
         )
         .await;
         insta::assert_snapshot!(plan);
+    }
+
+    #[tokio::test]
+    async fn a_join_with_a_join_on_its_right_is_spelled_in_scope() {
+        // DataFusion's unparser writes `a JOIN (b JOIN c ON p) ON q` as
+        // `a JOIN c ON p JOIN b ON q`, naming `b` before it is in scope.
+        let plan = optimized_plan(
+            "SELECT o_orderkey, c2.c_name FROM sales.main.orders JOIN \
+             (sales.main.customer c1 JOIN sales.main.customer c2 ON c1.c_nationkey = c2.c_nationkey) \
+             ON o_custkey = c1.c_custkey",
+        )
+        .await;
+        insta::assert_snapshot!(plan);
+        let plan = optimized_plan(
+            "SELECT o_orderkey, c2.c_name FROM sales.main.orders LEFT JOIN \
+             (sales.main.customer c1 JOIN sales.main.customer c2 ON c1.c_nationkey = c2.c_nationkey) \
+             ON o_custkey = c1.c_custkey",
+        )
+        .await;
+        insta::assert_snapshot!("a_join_with_a_join_on_its_right_left", plan);
     }
 
     #[tokio::test]
