@@ -19,6 +19,8 @@
 //!   make them.
 //! - [`resume`]: [`ResumableScan`], a scan read in key order that can be
 //!   spelled again to continue after the last row read.
+//! - [`join_order`]: [`ReorderJoins`], the order of a tree of inner joins
+//!   chosen by cost.
 //! - [`runtime_filter`]: a hash join's build-side keys read from
 //!   DataFusion's dynamic filters and spelled into the SQL of the fragment
 //!   on its probe side.
@@ -29,6 +31,7 @@
 
 pub mod cardinality;
 pub mod fragment;
+pub mod join_order;
 pub mod options;
 pub mod pad_space;
 pub mod physical;
@@ -47,6 +50,7 @@ use std::sync::Arc;
 use datafusion::optimizer::{AnalyzerRule, OptimizerRule};
 
 pub use fragment::{Fragment, FragmentRunner};
+pub use join_order::ReorderJoins;
 pub use options::{SparOptions, Timeout};
 pub use pad_space::PadSpace;
 pub use physical::SparQueryPlanner;
@@ -60,6 +64,9 @@ pub fn spar_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         // Comparisons that DataFusion's simplifications made (see
         // `pad_space`), before any SQL is spelled.
         Arc::new(PadSpace),
+        // Before the plan is cut into fragments: the order decides which
+        // tables meet in one source.
+        Arc::new(ReorderJoins::new()),
         // Last: it needs DataFusion's projection, filter and limit pushdown
         // into the scans to have happened, and it hides the scans it
         // replaces from every rule after it.

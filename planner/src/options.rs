@@ -25,6 +25,12 @@ extensions_options! {
         /// keys per partition), else their range. `false` runs every
         /// fragment's SQL as planned.
         pub runtime_filters: bool, default = true
+        /// Join the tables of a tree of inner joins in the order the cost
+        /// model finds cheapest (tables of one source together, so that
+        /// they join in the source; small sides first, so that their keys
+        /// filter the large ones), rather than in the order the query
+        /// names them. `false` joins them as written.
+        pub join_reorder: bool, default = true
     }
 }
 

@@ -135,9 +135,20 @@ impl ExecutionPlan for ShownFragment {
 }
 
 fn table(source: &str, name: &str, fields: Vec<Field>) -> Arc<SourceTable> {
-    let schema = Arc::new(Schema::new(fields));
-    let mut stats = TableStats::unknown(schema.fields().len());
+    let mut stats = TableStats::unknown(fields.len());
     stats.row_count = Precision::Exact(1500);
+    table_with_stats(source, name, fields, stats)
+}
+
+/// A table of `source` (`crm` is spelled as MySQL, others as PostgreSQL)
+/// with these statistics.
+pub fn table_with_stats(
+    source: &str,
+    name: &str,
+    fields: Vec<Field>,
+    stats: TableStats,
+) -> Arc<SourceTable> {
+    let schema = Arc::new(Schema::new(fields));
     let meta = TableMeta {
         name: TableName::new("main", name),
         kind: TableKind::Table,
@@ -154,7 +165,8 @@ fn table(source: &str, name: &str, fields: Vec<Field>) -> Arc<SourceTable> {
     ))
 }
 
-fn register_catalog(ctx: &SessionContext, source: &str, tables: Vec<Arc<SourceTable>>) {
+/// Registers `tables` as catalog `source`, schema `main`.
+pub fn register_catalog(ctx: &SessionContext, source: &str, tables: Vec<Arc<SourceTable>>) {
     let schema = MemorySchemaProvider::new();
     for t in tables {
         let name = t.meta().name.table.clone();
@@ -171,8 +183,19 @@ fn register_catalog(ctx: &SessionContext, source: &str, tables: Vec<Arc<SourceTa
 /// spelling) holding `main.orders`, `main.customer` and ``main.`odd
 /// table` ``, and `crm` (MySQL spelling) holding `main.nation`.
 pub fn context() -> SessionContext {
+    let ctx = session();
+    register_tables(&ctx);
+    ctx
+}
+
+/// A session with Spar's rules and no source.
+pub fn session() -> SessionContext {
     let mut config = datafusion::prelude::SessionConfig::new();
     config.options_mut().sql_parser.parse_float_as_decimal = true;
+    config
+        .options_mut()
+        .extensions
+        .insert(crate::SparOptions::default());
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
@@ -188,7 +211,10 @@ pub fn context() -> SessionContext {
         .into_iter()
         .fold(state, |s, rule| s.with_analyzer_rule(rule))
         .build();
-    let ctx = SessionContext::new_with_state(state);
+    SessionContext::new_with_state(state)
+}
+
+fn register_tables(ctx: &SessionContext) {
     let orders = table(
         "sales",
         "orders",
@@ -214,7 +240,7 @@ pub fn context() -> SessionContext {
         "odd table",
         vec![Field::new("we`ird", DataType::Int64, true)],
     );
-    register_catalog(&ctx, "sales", vec![orders, customer, odd]);
+    register_catalog(ctx, "sales", vec![orders, customer, odd]);
     let nation = table(
         "crm",
         "nation",
@@ -223,8 +249,7 @@ pub fn context() -> SessionContext {
             Field::new("n_name", DataType::Utf8, true),
         ],
     );
-    register_catalog(&ctx, "crm", vec![nation]);
-    ctx
+    register_catalog(ctx, "crm", vec![nation]);
 }
 
 /// The optimized logical plan of `sql`, indented.

@@ -161,6 +161,24 @@ fn is_float(t: &Option<DataType>) -> bool {
     )
 }
 
+/// Rows in a canonical order: sorted by their text, floats rounded so
+/// that the last bits of a sum do not reorder them.
+pub fn sorted(mut rows: Rows) -> Rows {
+    let key = |row: &Vec<Cell>| -> Vec<String> {
+        row.iter()
+            .map(|c| match (&c.text, &c.data_type) {
+                (None, _) => "\u{0}NULL".to_string(),
+                (Some(t), Some(d)) if d.is_floating() => t
+                    .parse::<f64>()
+                    .map_or_else(|_| t.clone(), |f| format!("{f:.8e}")),
+                (Some(t), _) => t.clone(),
+            })
+            .collect()
+    };
+    rows.sort_by_key(|r| key(r));
+    rows
+}
+
 /// Whether `spar` and `reference` hold the same value under the module's
 /// rules; `approximate` for a column computed by AVG or division.
 pub fn same_value(spar: &Cell, reference: &Cell, approximate: bool) -> bool {

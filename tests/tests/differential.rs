@@ -24,7 +24,7 @@
 
 use arrow::array::RecordBatch;
 use spar_engine::{Engine, ServerSourceConfig, Session, SourceConfig, SqliteSourceConfig};
-use spar_tests::compare::{arrow_rows, same_value, Cell, Rows};
+use spar_tests::compare::{arrow_rows, same_value, sorted, Cell, Rows};
 use spar_tests::differential::{random_table, schema_of, QueryGen, Rng, Table, SOURCES};
 use spar_tests::harness::{MariaDbServer, PgServer};
 use spar_tests::reference::{MemoryReference, TableName};
@@ -50,24 +50,6 @@ async fn spar(session: &Session, sql: &str) -> Result<Vec<RecordBatch>, String> 
         .collect()
         .await
         .map_err(|e| e.to_string())
-}
-
-/// Rows in a canonical order: sorted by their text, floats rounded so
-/// that the last bits of a sum do not reorder them.
-fn sorted(mut rows: Rows) -> Rows {
-    let key = |row: &Vec<Cell>| -> Vec<String> {
-        row.iter()
-            .map(|c| match (&c.text, &c.data_type) {
-                (None, _) => "\u{0}NULL".to_string(),
-                (Some(t), Some(d)) if d.is_floating() => t
-                    .parse::<f64>()
-                    .map_or_else(|_| t.clone(), |f| format!("{f:.8e}")),
-                (Some(t), _) => t.clone(),
-            })
-            .collect()
-    };
-    rows.sort_by_key(|r| key(r));
-    rows
 }
 
 /// The first difference between two answers, if any.
