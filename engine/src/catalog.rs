@@ -19,7 +19,7 @@ use spar_connectors::file::FileSource;
 use spar_connectors::mysql::MySqlConnector;
 use spar_connectors::postgres::PostgresConnector;
 use spar_connectors::sqlite::SqliteConnector;
-use spar_connectors::{Connector, ConnectorError, TableName};
+use spar_connectors::{Connector, ConnectorError, TableName, TableStats};
 use spar_planner::SourceTable;
 
 use crate::config::{SchemaPath, SourceConfig};
@@ -243,6 +243,40 @@ async fn sql_source_catalog(
             .map_err(ConnectorError::DataFusion)?;
     }
     Ok(Arc::new(catalog))
+}
+
+/// Reads `table`'s statistics again from the first of its source's
+/// replicas (primary first) that answers within the stall timeout, and
+/// gives them to every plan made from now on. Returns the statistics and
+/// the replica that gave them; on failure, one message per replica.
+pub(crate) async fn refresh_statistics(
+    replicas: &ReplicaSet,
+    table: &SourceTable,
+) -> std::result::Result<(TableStats, String), Vec<String>> {
+    let meta = table.meta();
+    let step = replicas.settings().stall_timeout;
+    let mut errors = Vec::new();
+    for connector in replicas.connectors() {
+        let target = connector.target();
+        let read = within(
+            step,
+            target,
+            "reading statistics",
+            connector.table_statistics(&meta.name, &meta.schema),
+        )
+        .await;
+        match read {
+            Ok(stats) => {
+                if let Err(e) = table.set_statistics(stats.clone()) {
+                    return Err(vec![e.to_string()]);
+                }
+                replicas.record_success(target);
+                return Ok((stats, target.to_string()));
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    Err(errors)
 }
 
 /// `call` within `limit`, or a retryable timeout naming the replica.

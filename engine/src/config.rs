@@ -449,6 +449,7 @@ struct RawSource {
     resume_buffer: Option<toml::Value>,
     resume: Option<String>,
     hedge_after: Option<String>,
+    statistics_ttl: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -968,7 +969,7 @@ impl Validator<'_> {
 
 impl RawSource {
     /// The replica-set keys and whether each is present.
-    fn replica_keys(&self) -> [(&'static str, bool); 11] {
+    fn replica_keys(&self) -> [(&'static str, bool); 12] {
         [
             ("max_staleness", self.max_staleness.is_some()),
             ("connect_timeout", self.connect_timeout.is_some()),
@@ -984,6 +985,7 @@ impl RawSource {
             ("resume_buffer", self.resume_buffer.is_some()),
             ("hedge_after", self.hedge_after.is_some()),
             ("resume", self.resume.is_some()),
+            ("statistics_ttl", self.statistics_ttl.is_some()),
         ]
     }
 }
@@ -1044,6 +1046,7 @@ impl Validator<'_> {
                 .as_ref()
                 .map(|v| v.parse().map_err(|e| self.err(key("hedge_after"), e)))
                 .transpose()?,
+            statistics_ttl: duration("statistics_ttl", &raw.statistics_ttl, d.statistics_ttl)?,
         })
     }
 }

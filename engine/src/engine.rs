@@ -12,8 +12,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::access::{Access, GrantedCatalogs};
 use crate::catalog::{
-    discover, prepare_source, Prepared, SearchPathCatalog, SourceInfo, DEFAULT_CATALOG,
-    SEARCH_PATH_SCHEMA,
+    discover, prepare_source, refresh_statistics, Prepared, SearchPathCatalog, SourceInfo,
+    DEFAULT_CATALOG, SEARCH_PATH_SCHEMA,
 };
 use crate::config::{Config, SchemaPath, SourceConfig, RESERVED_SOURCE_NAMES};
 use crate::error::{EngineError, Result};
@@ -314,6 +314,65 @@ impl Engine {
                     return;
                 }
                 pause = (pause * 2).min(Duration::from_secs(60));
+            }
+        });
+    }
+
+    /// Reads the statistics of `table` again from its source (the first
+    /// replica that answers, primary first), for every plan made from now
+    /// on (`ANALYZE source.schema.table`). Returns them and the replica
+    /// that gave them.
+    pub async fn refresh_statistics(
+        &self,
+        table: &spar_planner::SourceTable,
+    ) -> Result<(spar_connectors::TableStats, String)> {
+        let source = table.source();
+        let unavailable = |errors| EngineError::SourceUnavailable {
+            source_name: source.to_string(),
+            errors,
+        };
+        let replicas = self
+            .inner
+            .sources
+            .read()
+            .ok()
+            .and_then(|s| s.get(source).and_then(|i| i.replica_set.clone()))
+            .ok_or_else(|| unavailable(vec!["the source is not registered".to_string()]))?;
+        refresh_statistics(&replicas, table)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Reads `table`'s statistics again in the background when they are
+    /// older than its source's `statistics_ttl`, no other read of them is
+    /// under way and none started within the TTL. The query that noticed plans with the statistics it
+    /// has; the ones after get the new ones.
+    pub(crate) fn refresh_statistics_if_stale(&self, table: &spar_planner::SourceTable) {
+        let Some(replicas) = self
+            .inner
+            .sources
+            .read()
+            .ok()
+            .and_then(|s| s.get(table.source()).and_then(|i| i.replica_set.clone()))
+        else {
+            return;
+        };
+        let Some(claim) = table.claim_refresh_after(replicas.settings().statistics_ttl) else {
+            return;
+        };
+        let table = table.clone();
+        tokio::spawn(async move {
+            let _claim = claim;
+            match refresh_statistics(&replicas, &table).await {
+                Ok(_) => {
+                    tracing::debug!(source = table.source(), table = %table.meta().name, "statistics read again")
+                }
+                Err(errors) => tracing::warn!(
+                    source = table.source(),
+                    table = %table.meta().name,
+                    errors = %errors.join("; "),
+                    "cannot read the table's statistics again; planning goes on with the ones read before"
+                ),
             }
         });
     }

@@ -91,6 +91,11 @@ impl Session {
     }
 
     async fn plan_statement(&self, statement: Statement) -> Result<DataFrame> {
+        if let Statement::Statement(s) = &statement {
+            if let SqlStatement::Analyze(analyze) = s.as_ref() {
+                return self.analyze(analyze, &statement).await;
+            }
+        }
         refuse_writes(&statement)?;
         crate::stack::check_depth(&statement, crate::MAX_EXPR_DEPTH)?;
         let mut statement = statement;
@@ -107,6 +112,9 @@ impl Session {
             }
             self.discover_sources_of(&reference).await?;
             self.check_table(&reference)?;
+            if let Some(table) = self.source_table(&reference).await {
+                self.engine.refresh_statistics_if_stale(&table);
+            }
         }
         let plan = state.statement_to_plan(statement).await?;
         SQLOptions::new()
@@ -114,6 +122,92 @@ impl Session {
             .with_allow_dml(false)
             .verify_plan(&plan)?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// `ANALYZE source.schema.table` (or a shorter name, resolved as in
+    /// queries): reads the table's statistics again from its source, for
+    /// every plan made from now on, and answers with what was read. The
+    /// source's own statistics are not recomputed (Spar writes nothing):
+    /// run the source's `ANALYZE` first for fresh ones there.
+    async fn analyze(
+        &self,
+        analyze: &datafusion::sql::sqlparser::ast::Analyze,
+        statement: &Statement,
+    ) -> Result<DataFrame> {
+        let plan_error = |m: String| EngineError::DataFusion(DataFusionError::Plan(m));
+        if analyze.table_name.is_none() {
+            return Err(plan_error(
+                "ANALYZE needs a table: `ANALYZE source.schema.table` reads that table's statistics again".into(),
+            ));
+        }
+        if analyze.partitions.is_some()
+            || analyze.for_columns
+            || !analyze.columns.is_empty()
+            || analyze.cache_metadata
+            || analyze.noscan
+            || analyze.compute_statistics
+        {
+            return Err(plan_error(
+                "Spar's ANALYZE takes a table name and nothing else: `ANALYZE source.schema.table`"
+                    .into(),
+            ));
+        }
+        let references = self.ctx.state().resolve_table_references(statement)?;
+        let [reference] = references.as_slice() else {
+            return Err(plan_error("ANALYZE takes one table".into()));
+        };
+        self.discover_sources_of(reference).await?;
+        self.check_table(reference)?;
+        let Some(table) = self.source_table(reference).await else {
+            return Err(plan_error(format!(
+                "`{reference}` is not a table of a database source: ANALYZE reads a database's \
+                 statistics of its tables again (a file table's statistics come from its files)"
+            )));
+        };
+        let (stats, replica) = self.engine.refresh_statistics(&table).await?;
+        let meta = table.meta();
+        let rows = stats.row_count.get_value().map(|&n| n as i64);
+        let with_distinct = stats
+            .columns
+            .iter()
+            .filter(|c| c.distinct_count.get_value().is_some())
+            .count() as i64;
+        use arrow::array::{BooleanArray, Int64Array, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        let schema = std::sync::Arc::new(Schema::new(vec![
+            Field::new("source", DataType::Utf8, false),
+            Field::new("table", DataType::Utf8, false),
+            Field::new("rows", DataType::Int64, true),
+            Field::new("rows_exact", DataType::Boolean, false),
+            Field::new("columns_with_distinct_counts", DataType::Int64, false),
+            Field::new("replica", DataType::Utf8, false),
+        ]));
+        let batch = arrow::record_batch::RecordBatch::try_new(
+            schema,
+            vec![
+                std::sync::Arc::new(StringArray::from(vec![table.source()])),
+                std::sync::Arc::new(StringArray::from(vec![meta.name.to_string()])),
+                std::sync::Arc::new(Int64Array::from(vec![rows])),
+                std::sync::Arc::new(BooleanArray::from(vec![matches!(
+                    stats.row_count,
+                    datafusion::common::stats::Precision::Exact(_)
+                )])),
+                std::sync::Arc::new(Int64Array::from(vec![with_distinct])),
+                std::sync::Arc::new(StringArray::from(vec![replica])),
+            ],
+        )
+        .map_err(|e| EngineError::DataFusion(e.into()))?;
+        Ok(self.ctx.read_batch(batch)?)
+    }
+
+    /// The database table `reference` names in this session, if it names
+    /// one (not a file table, a view of the `system` catalog or nothing).
+    async fn source_table(&self, reference: &TableReference) -> Option<spar_planner::SourceTable> {
+        let provider = self.ctx.table_provider(reference.clone()).await.ok()?;
+        provider
+            .as_ref()
+            .downcast_ref::<spar_planner::SourceTable>()
+            .cloned()
     }
 
     /// Reads the catalogs of the sources `reference` may name that no

@@ -113,7 +113,8 @@ fn estimate_plan(plan: &LogicalPlan) -> Option<Estimate> {
     match plan {
         LogicalPlan::TableScan(scan) => {
             let table = source_table(&scan.source)?;
-            let stats = &table.meta().stats;
+            let meta = table.meta();
+            let stats = &meta.stats;
             let rows = *stats.row_count.get_value()? as f64;
             let column = |i: usize| {
                 let Some(c) = stats.columns.get(i) else {
@@ -130,12 +131,9 @@ fn estimate_plan(plan: &LogicalPlan) -> Option<Estimate> {
                     max: c.max.get_value().cloned(),
                 }
             };
-            let all: Vec<ColumnEstimate> = (0..table.meta().schema.fields().len())
-                .map(column)
-                .collect();
+            let all: Vec<ColumnEstimate> = (0..meta.schema.fields().len()).map(column).collect();
             // Filters name the table's columns, projected or not.
-            let names: Vec<&str> = table
-                .meta()
+            let names: Vec<&str> = meta
                 .schema
                 .fields()
                 .iter()

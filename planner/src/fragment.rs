@@ -53,6 +53,43 @@ impl Fragment {
     pub fn df_schema(&self) -> &DFSchemaRef {
         self.plan.schema()
     }
+
+    /// What the planner knew of each table the fragment reads, for
+    /// EXPLAIN: its name on the source, whether it had a row count, and
+    /// how old its statistics were.
+    pub fn tables_statistics(&self) -> Vec<TableStatistics> {
+        let mut out: Vec<TableStatistics> = Vec::new();
+        let _ = self.plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                if let Some(table) = crate::source_plan::source_table(&scan.source) {
+                    let meta = table.meta();
+                    let name = meta.name.to_string();
+                    if !out.iter().any(|t| t.table == name) {
+                        out.push(TableStatistics {
+                            table: name,
+                            has_row_count: meta.stats.row_count.get_value().is_some(),
+                            age: table.statistics_age(),
+                        });
+                    }
+                }
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        });
+        out
+    }
+}
+
+/// What the planner knew of one table of a fragment (see
+/// [`Fragment::tables_statistics`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableStatistics {
+    /// The table's name on its source (`schema.table`).
+    pub table: String,
+    /// Whether its statistics had a row count (without one, estimates
+    /// over it are unknown and the planner keeps the query's own order).
+    pub has_row_count: bool,
+    /// How long before planning they were read from the source.
+    pub age: std::time::Duration,
 }
 
 impl Debug for Fragment {

@@ -49,14 +49,14 @@ use std::sync::Arc;
 
 use datafusion::optimizer::{AnalyzerRule, OptimizerRule};
 
-pub use fragment::{Fragment, FragmentRunner};
+pub use fragment::{Fragment, FragmentRunner, TableStatistics};
 pub use join_order::ReorderJoins;
 pub use options::{SparOptions, Timeout};
 pub use pad_space::PadSpace;
 pub use physical::SparQueryPlanner;
 pub use push_down_fragments::PushDownFragments;
 pub use resume::ResumableScan;
-pub use source_table::SourceTable;
+pub use source_table::{RefreshClaim, SourceTable};
 
 /// Spar's optimizer rules, in the order they run after DataFusion's own.
 pub fn spar_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {

@@ -56,7 +56,8 @@ pub(crate) fn remote_plan(
     plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
             if let Some(table) = source_table(&scan.source) {
-                let name = &table.meta().name;
+                let meta = table.meta();
+                let name = &meta.name;
                 renames.insert(
                     scan.table_name.clone(),
                     TableReference::partial(name.schema.as_str(), name.table.as_str()),

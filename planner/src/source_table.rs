@@ -1,6 +1,8 @@
 //! `SourceTable`: a table of a SQL source, as DataFusion sees it.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
@@ -12,7 +14,7 @@ use datafusion::logical_expr::{
     lit, Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown,
 };
 use datafusion::physical_plan::ExecutionPlan;
-use spar_connectors::{prepare, SqlDialect, TableKind, TableMeta};
+use spar_connectors::{prepare, SqlDialect, TableKind, TableMeta, TableStats};
 
 use crate::fragment::{unqualify, Fragment, FragmentRunner};
 use crate::resume::ResumableScan;
@@ -27,13 +29,27 @@ use crate::unparse::plan_to_source_sql;
 #[derive(Debug, Clone)]
 pub struct SourceTable {
     source: String,
-    meta: Arc<TableMeta>,
+    described: Arc<Described>,
     dialect: Arc<dyn SqlDialect>,
     runner: Arc<dyn FragmentRunner>,
 }
 
+/// What the connector reported of the table and when, shared by every copy
+/// of its [`SourceTable`], so that statistics read again (`ANALYZE`, or
+/// once they are older than the source's `statistics_ttl`) reach every
+/// plan made after.
+#[derive(Debug)]
+struct Described {
+    now: RwLock<(Arc<TableMeta>, Instant)>,
+    /// Set while statistics are being read again, so that one read runs
+    /// at a time.
+    refreshing: AtomicBool,
+    /// When a read of them last started, by [`SourceTable::claim_refresh_after`].
+    tried: Mutex<Option<Instant>>,
+}
+
 impl SourceTable {
-    /// A table of `source` described by `meta`.
+    /// A table of `source` described by `meta`, read now.
     pub fn new(
         source: impl Into<String>,
         meta: TableMeta,
@@ -42,7 +58,11 @@ impl SourceTable {
     ) -> Self {
         Self {
             source: source.into(),
-            meta: Arc::new(meta),
+            described: Arc::new(Described {
+                now: RwLock::new((Arc::new(meta), Instant::now())),
+                refreshing: AtomicBool::new(false),
+                tried: Mutex::new(None),
+            }),
             dialect,
             runner,
         }
@@ -54,8 +74,66 @@ impl SourceTable {
     }
 
     /// The table's metadata: remote name, schema, statistics, indexes.
-    pub fn meta(&self) -> &TableMeta {
-        &self.meta
+    pub fn meta(&self) -> Arc<TableMeta> {
+        let now = self.described.now.read().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(&now.0)
+    }
+
+    /// How long ago the table's statistics were read from its source.
+    pub fn statistics_age(&self) -> Duration {
+        let now = self.described.now.read().unwrap_or_else(|e| e.into_inner());
+        now.1.elapsed()
+    }
+
+    /// Replaces the table's statistics with `stats`, just read from its
+    /// source, for every plan made from now on. Statistics of another
+    /// number of columns than the table has (the table changed on the
+    /// source) are refused: its schema is read when the source is.
+    pub fn set_statistics(&self, stats: TableStats) -> Result<()> {
+        let mut now = self
+            .described
+            .now
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let columns = now.0.schema.fields().len();
+        if stats.columns.len() != columns {
+            return datafusion::common::plan_err!(
+                "the statistics read for {} have {} columns, but the table had {columns} when \
+                 Spar read its source; restart Spar to read its schema again",
+                now.0.name,
+                stats.columns.len()
+            );
+        }
+        let mut meta = now.0.as_ref().clone();
+        meta.stats = stats;
+        *now = (Arc::new(meta), Instant::now());
+        Ok(())
+    }
+
+    /// Claims the right to read the table's statistics again once they
+    /// are older than `ttl`: `None` while they are younger, while another
+    /// read is under way, and within `ttl` of the last claim (so that a
+    /// source that does not answer is asked once per `ttl`, not once per
+    /// query). The claim ends when the guard drops.
+    pub fn claim_refresh_after(&self, ttl: Duration) -> Option<RefreshClaim> {
+        if self.statistics_age() <= ttl {
+            return None;
+        }
+        self.described
+            .refreshing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        let claim = RefreshClaim(Arc::clone(&self.described));
+        let mut tried = self
+            .described
+            .tried
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if tried.is_some_and(|t| t.elapsed() <= ttl) {
+            return None;
+        }
+        *tried = Some(Instant::now());
+        Some(claim)
     }
 
     /// The source's dialect.
@@ -72,7 +150,7 @@ impl SourceTable {
 
     /// The table's columns, unqualified, for typing its filters.
     fn df_schema(&self) -> Option<DFSchema> {
-        DFSchema::try_from(self.meta.schema.as_ref().clone()).ok()
+        DFSchema::try_from(self.meta().schema.as_ref().clone()).ok()
     }
 
     fn pushable(&self, filter: &Expr, schema: &DFSchema) -> bool {
@@ -92,10 +170,8 @@ impl SourceTable {
         fetch: Option<usize>,
     ) -> Result<Fragment> {
         let fetch = fetch.filter(|_| self.dialect.capabilities().limit);
-        let remote = TableReference::partial(
-            self.meta.name.schema.as_str(),
-            self.meta.name.table.as_str(),
-        );
+        let meta = self.meta();
+        let remote = TableReference::partial(meta.name.schema.as_str(), meta.name.table.as_str());
         let columns = self.df_schema().unwrap_or_else(DFSchema::empty);
         let filters = filters
             .iter()
@@ -124,11 +200,11 @@ impl SourceTable {
         let sql = plan_to_source_sql(&scan, self.dialect.as_ref())?;
         let read: Vec<usize> = match projection {
             Some(p) => p.clone(),
-            None => (0..self.meta.schema.fields().len()).collect(),
+            None => (0..meta.schema.fields().len()).collect(),
         };
         let resume = ResumableScan::new(
             this_table,
-            &self.meta,
+            &meta,
             &read,
             &filters,
             fetch,
@@ -166,9 +242,10 @@ impl SourceTable {
                 return estimated;
             }
         }
+        let meta = self.meta();
         let stats = match projection {
-            Some(p) => self.meta.stats.project(p),
-            None => self.meta.stats.clone(),
+            Some(p) => meta.stats.project(p),
+            None => meta.stats.clone(),
         };
         let mut stats = stats.to_statistics();
         if filtered {
@@ -183,14 +260,25 @@ impl SourceTable {
     }
 }
 
+/// The right to read a table's statistics again, from
+/// [`SourceTable::claim_refresh`]; given up when dropped.
+#[derive(Debug)]
+pub struct RefreshClaim(Arc<Described>);
+
+impl Drop for RefreshClaim {
+    fn drop(&mut self) {
+        self.0.refreshing.store(false, Ordering::Release);
+    }
+}
+
 #[async_trait]
 impl TableProvider for SourceTable {
     fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.meta.schema)
+        Arc::clone(&self.meta().schema)
     }
 
     fn table_type(&self) -> TableType {
-        match self.meta.kind {
+        match self.meta().kind {
             TableKind::Table => TableType::Base,
             TableKind::View => TableType::View,
         }
@@ -219,7 +307,7 @@ impl TableProvider for SourceTable {
     }
 
     fn statistics(&self) -> Option<Statistics> {
-        Some(self.meta.stats.to_statistics())
+        Some(self.meta().stats.to_statistics())
     }
 
     async fn scan(
@@ -230,11 +318,9 @@ impl TableProvider for SourceTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let this: Arc<dyn TableProvider> = Arc::new(self.clone());
+        let meta = self.meta();
         let plan = LogicalPlanBuilder::scan_with_filters_fetch(
-            TableReference::partial(
-                self.meta.name.schema.as_str(),
-                self.meta.name.table.as_str(),
-            ),
+            TableReference::partial(meta.name.schema.as_str(), meta.name.table.as_str()),
             provider_as_source(this),
             projection.cloned(),
             filters.to_vec(),

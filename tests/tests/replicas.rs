@@ -42,6 +42,7 @@ fn settings() -> ReplicaSettings {
         resume_buffer: 64 << 10,
         resume: Resume::Replay,
         hedge_after: None,
+        ..ReplicaSettings::default()
     }
 }
 

@@ -291,6 +291,7 @@ fn reads_failover_settings_with_defaults() -> Result<()> {
         resume_buffer = "1MiB"
         hedge_after = "p95"
         resume = "key_order"
+        statistics_ttl = "10m"
         [sources.lite]
         kind = "sqlite"
         replicas = ["a.db"]
@@ -314,6 +315,7 @@ fn reads_failover_settings_with_defaults() -> Result<()> {
             resume_buffer: 1 << 20,
             hedge_after: Some(crate::replica::HedgeAfter::Percentile(95.0)),
             resume: crate::replica::Resume::KeyOrder,
+            statistics_ttl: ms(600_000),
         }
     );
     let SourceConfig::Sqlite(lite) = &c.sources["lite"] else {

@@ -44,6 +44,9 @@ pub struct ReplicaSettings {
     /// replica (`None`: never). The first to deliver wins; the other's
     /// statement is cancelled.
     pub hedge_after: Option<HedgeAfter>,
+    /// How old a table's statistics may grow before a query that reads
+    /// the table has them read again from the source, in the background.
+    pub statistics_ttl: Duration,
 }
 
 /// How a fragment continues on another replica after it emitted rows.
@@ -146,6 +149,7 @@ impl Default for ReplicaSettings {
             resume_buffer: 16 << 20,
             resume: Resume::Replay,
             hedge_after: None,
+            statistics_ttl: Duration::from_secs(3600),
         }
     }
 }

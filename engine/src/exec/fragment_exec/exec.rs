@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use datafusion::common::config::ConfigOptions;
@@ -22,7 +23,7 @@ use datafusion::physical_plan::{
     ReplaceChildrenOptions, StatisticsArgs,
 };
 use spar_connectors::SqlDialect;
-use spar_planner::{Fragment, FragmentRunner, SparOptions};
+use spar_planner::{Fragment, FragmentRunner, SparOptions, TableStatistics};
 
 use super::stream::{FragmentStream, RuntimeFilters, Served, Spelling};
 use crate::replica::{ReplicaSet, Resume};
@@ -50,6 +51,9 @@ pub struct FragmentExec {
     dialect: Arc<dyn SqlDialect>,
     replicas: ReplicaSet,
     statistics: Arc<Statistics>,
+    /// For EXPLAIN: the fragment's tables that had no row count, or whose
+    /// statistics were older than the source's `statistics_ttl`.
+    statistics_note: Option<String>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
     /// The replicas that served the last execution, for EXPLAIN ANALYZE.
@@ -85,6 +89,8 @@ impl FragmentExec {
         // Every other fragment replays, unless resuming is off: a rerun
         // on the same replica (one that restarted) is worth it too.
         let replay = resume.is_none() && settings.resume != Resume::Off;
+        let statistics_note =
+            statistics_note(&fragment.tables_statistics(), settings.statistics_ttl);
         Ok(Self {
             spelling: Spelling {
                 source: fragment.source.clone(),
@@ -98,6 +104,7 @@ impl FragmentExec {
             dialect: Arc::clone(&fragment.dialect),
             replicas,
             statistics: Arc::clone(&fragment.statistics),
+            statistics_note,
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
             served: Arc::new(Mutex::new(Served::default())),
@@ -144,11 +151,45 @@ impl FragmentExec {
             dialect: Arc::clone(&self.dialect),
             replicas: self.replicas.clone(),
             statistics: Arc::clone(&self.statistics),
+            statistics_note: self.statistics_note.clone(),
             properties: Arc::clone(&self.properties),
             metrics: ExecutionPlanMetricsSet::new(),
             served: Arc::new(Mutex::new(Served::default())),
         }
     }
+}
+
+/// `missing for public.t; read 2h 5m ago for public.u`: the tables whose
+/// statistics had no row count, and those read longer than `ttl` ago;
+/// `None` when every table's were there and fresh.
+fn statistics_note(tables: &[TableStatistics], ttl: Duration) -> Option<String> {
+    let names = |f: &dyn Fn(&TableStatistics) -> bool| {
+        tables
+            .iter()
+            .filter(|t| f(t))
+            .map(|t| t.table.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let missing = names(&|t| !t.has_row_count);
+    let oldest = tables
+        .iter()
+        .filter(|t| t.has_row_count && t.age > ttl)
+        .map(|t| t.age)
+        .max();
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!("missing for {missing}"));
+    }
+    if let Some(oldest) = oldest {
+        let stale = names(&|t| t.has_row_count && t.age > ttl);
+        let age = Duration::from_secs(oldest.as_secs().max(1));
+        parts.push(format!(
+            "read {} ago for {stale}",
+            humantime::format_duration(age)
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// Whether a fragment may return more than `bytes`: its estimated rows
@@ -191,6 +232,9 @@ impl DisplayAs for FragmentExec {
                 if !served.is_empty() {
                     writeln!(f, "replica={served}")?;
                 }
+                if let Some(note) = &self.statistics_note {
+                    writeln!(f, "statistics={note}")?;
+                }
                 if let Some(runtime) = &runtime {
                     writeln!(f, "runtime_filter={runtime}")?;
                 }
@@ -200,6 +244,9 @@ impl DisplayAs for FragmentExec {
                 write!(f, "FragmentExec: source={source}")?;
                 if !served.is_empty() {
                     write!(f, ", replica={served}")?;
+                }
+                if let Some(note) = &self.statistics_note {
+                    write!(f, ", statistics={note}")?;
                 }
                 if let Some(runtime) = &runtime {
                     write!(f, ", runtime_filter={runtime}")?;
