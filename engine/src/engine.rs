@@ -318,6 +318,16 @@ impl Engine {
         });
     }
 
+    /// The replica set of SQL source `source` (`None` for file sources and
+    /// unknown names).
+    fn replica_set(&self, source: &str) -> Option<crate::replica::ReplicaSet> {
+        self.inner
+            .sources
+            .read()
+            .ok()
+            .and_then(|s| s.get(source).and_then(|i| i.replica_set.clone()))
+    }
+
     /// Reads the statistics of `table` again from its source (the first
     /// replica that answers, primary first), for every plan made from now
     /// on (`ANALYZE source.schema.table`). Returns them and the replica
@@ -332,11 +342,7 @@ impl Engine {
             errors,
         };
         let replicas = self
-            .inner
-            .sources
-            .read()
-            .ok()
-            .and_then(|s| s.get(source).and_then(|i| i.replica_set.clone()))
+            .replica_set(source)
             .ok_or_else(|| unavailable(vec!["the source is not registered".to_string()]))?;
         refresh_statistics(&replicas, table)
             .await
@@ -348,13 +354,7 @@ impl Engine {
     /// under way and none started within the TTL. The query that noticed plans with the statistics it
     /// has; the ones after get the new ones.
     pub(crate) fn refresh_statistics_if_stale(&self, table: &spar_planner::SourceTable) {
-        let Some(replicas) = self
-            .inner
-            .sources
-            .read()
-            .ok()
-            .and_then(|s| s.get(table.source()).and_then(|i| i.replica_set.clone()))
-        else {
+        let Some(replicas) = self.replica_set(table.source()) else {
             return;
         };
         let Some(claim) = table.claim_refresh_after(replicas.settings().statistics_ttl) else {

@@ -530,19 +530,23 @@ impl Graph {
         members(a).any(|i| self.neighbours[i] & b != 0)
     }
 
+    /// Whether a join of `a` and `b` compares class `n`: where a condition
+    /// of it joins the two sides, or where it may compare two of its
+    /// columns that no condition names (see `Graph::build_shape`).
+    fn compares(&self, n: usize, a: u64, b: u64) -> bool {
+        self.classes[n].transitive
+            || self
+                .conditions
+                .iter()
+                .any(|c| c.class == Some(n) && crosses(c.leaves, a, b))
+    }
+
     /// `a` joined with `b`, as the model sees it.
     fn join(&self, a: &Choice, b: &Choice, model: &Model) -> Choice {
         let leaves = a.leaves | b.leaves;
         let mut selectivity = 1.0;
         for (n, class) in self.classes.iter().enumerate() {
-            // The join compares the class only where a condition of it
-            // joins the two sides, or where it may compare two of its
-            // columns that no condition names (see `Graph::build_shape`).
-            let named = self
-                .conditions
-                .iter()
-                .any(|c| c.class == Some(n) && crosses(c.leaves, a.leaves, b.leaves));
-            if !named && !class.transitive {
+            if !self.compares(n, a.leaves, b.leaves) {
                 continue;
             }
             let divisor = match (self.class_distinct(class, a), self.class_distinct(class, b)) {
@@ -607,11 +611,7 @@ impl Graph {
     fn kept_by_keys(&self, build: &Choice, probe: &Choice) -> f64 {
         let mut kept: f64 = 1.0;
         for (n, class) in self.classes.iter().enumerate() {
-            let named = self
-                .conditions
-                .iter()
-                .any(|c| c.class == Some(n) && crosses(c.leaves, build.leaves, probe.leaves));
-            if !named && !class.transitive {
+            if !self.compares(n, build.leaves, probe.leaves) {
                 continue;
             }
             let (Some(keys), Some(Some(all))) = (
@@ -975,7 +975,7 @@ mod tests {
     use datafusion::prelude::SessionContext;
     use spar_connectors::{ColumnStats, TableStats};
 
-    use crate::test_util::{register_catalog, session, table_with_stats};
+    use crate::test_util::{optimized_plan_in, register_catalog, session, table_with_stats};
 
     /// Columns of `table` (`name`, distinct values) over `rows` rows; a
     /// distinct count of 0 is unknown.
@@ -1053,12 +1053,7 @@ mod tests {
     }
 
     async fn plan(ctx: &SessionContext, sql: &str) -> String {
-        let df = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-        let plan = df
-            .into_optimized_plan()
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        let text = plan.display_indent().to_string();
-        text
+        optimized_plan_in(ctx, sql).await
     }
 
     /// The SQL of each fragment of the plan, one per line.

@@ -254,7 +254,11 @@ fn register_tables(ctx: &SessionContext) {
 
 /// The optimized logical plan of `sql`, indented.
 pub async fn optimized_plan(sql: &str) -> String {
-    let ctx = context();
+    optimized_plan_in(&context(), sql).await
+}
+
+/// The optimized logical plan of `sql` in `ctx`, indented.
+pub async fn optimized_plan_in(ctx: &SessionContext, sql: &str) -> String {
     let df = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     let plan = df
         .into_optimized_plan()
