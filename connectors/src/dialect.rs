@@ -19,6 +19,9 @@ use datafusion::logical_expr::{
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::unparser::dialect::Dialect;
 
+use crate::metadata::TableName;
+use crate::spell::quote_identifier;
+
 /// Which relational operators a source can run inside a fragment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
@@ -171,6 +174,27 @@ pub trait SqlDialect: Debug + Send + Sync {
     fn nonfinite_float_literal(&self, value: f64) -> Option<String> {
         let _ = value;
         None
+    }
+
+    /// `CREATE INDEX` on `columns` of `table`, named `name`, as this source
+    /// spells it (the index advisor's advice). The default is the form
+    /// MySQL and MariaDB take: `CREATE INDEX name ON schema.table (a, b)`,
+    /// every name quoted. `None` for a name no SQL text can carry.
+    fn create_index(&self, table: &TableName, name: &str, columns: &[String]) -> Option<String> {
+        let q = |n: &str| self.quoted(n);
+        Some(format!(
+            "CREATE INDEX {} ON {}.{} ({})",
+            q(name)?,
+            q(&table.schema)?,
+            q(&table.table)?,
+            quoted_list(self, columns)?
+        ))
+    }
+
+    /// `name` quoted as an identifier of this source, always.
+    fn quoted(&self, name: &str) -> Option<String> {
+        let quote = self.unparser().identifier_quote_style(name).unwrap_or('"');
+        quote_identifier(name, quote)
     }
 
     /// Whether a literal of this value's type is spelled so that the source
@@ -638,4 +662,24 @@ pub fn compares_strings(expr: &Expr, schema: &DFSchema, ordering_only: bool) -> 
         }
         _ => false,
     }
+}
+
+/// `a, b, c`, each quoted for `dialect`.
+pub fn quoted_list<D: SqlDialect + ?Sized>(dialect: &D, names: &[String]) -> Option<String> {
+    let quoted: Option<Vec<String>> = names.iter().map(|n| dialect.quoted(n)).collect();
+    quoted.map(|q| q.join(", "))
+}
+
+/// A name for an index on `columns` of `table`: `table_a_b_idx`, cut to
+/// the 63 bytes PostgreSQL keeps (MySQL keeps 64).
+pub fn index_name(table: &str, columns: &[String]) -> String {
+    let mut name = format!("{table}_{}_idx", columns.join("_"));
+    if name.len() > 63 {
+        let mut end = 63;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
+    }
+    name
 }

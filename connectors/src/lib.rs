@@ -63,6 +63,6 @@ pub const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::fr
 pub const MAX_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 pub use connector::{Connector, ReplicaPosition, ReplicaRole, ReplicaStatus};
-pub use dialect::{prepare, Capabilities, SqlDialect};
+pub use dialect::{index_name, prepare, Capabilities, SqlDialect};
 pub use error::{ConnectorError, Result};
 pub use metadata::{ColumnStats, IndexMeta, TableKind, TableMeta, TableName, TableStats};

@@ -265,11 +265,26 @@ pub(crate) async fn refresh_statistics(
             connector.table_statistics(&meta.name, &meta.schema),
         )
         .await;
+        // Its indexes too: one made on the index advisor's word is used
+        // (and no longer advised) from now on.
+        let read = match read {
+            Ok(stats) => within(
+                step,
+                target,
+                "reading indexes",
+                connector.indexes(&meta.name),
+            )
+            .await
+            .map(|indexes| (stats, indexes)),
+            Err(e) => Err(e),
+        };
         match read {
-            Ok(stats) => {
+            Ok((stats, indexes)) => {
                 if let Err(e) = table.set_statistics(stats.clone()) {
                     return Err(vec![e.to_string()]);
                 }
+                table.set_indexes(indexes);
+                replicas.forget_index_advice(&meta.name.to_string());
                 replicas.record_success(target);
                 return Ok((stats, target.to_string()));
             }

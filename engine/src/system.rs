@@ -2,7 +2,10 @@
 //!
 //! `system` is a reserved source name. Its one schema, `main`, holds
 //! `replicas` (every replica of every SQL source: role, state, lag,
-//! latency, in-flight fragments, failures, last error). Each scan reads
+//! latency, in-flight fragments, failures, last error) and `index_advice`
+//! (indexes that fragments run on a source would have used: source,
+//! table, columns, why, times seen, rows read without them, and the
+//! `CREATE INDEX` that makes one). Each scan reads
 //! the live state, so two queries a second apart may differ. `system.replicas`
 //! (two parts) names the same table as `system.main.replicas`.
 //!
@@ -39,7 +42,14 @@ pub(crate) fn catalog(engine: WeakEngine) -> DfResult<Arc<MemoryCatalogProvider>
     datafusion::catalog::SchemaProvider::register_table(
         &schema,
         "replicas".to_string(),
-        Arc::new(ReplicasTable { engine }),
+        Arc::new(ReplicasTable {
+            engine: engine.clone(),
+        }),
+    )?;
+    datafusion::catalog::SchemaProvider::register_table(
+        &schema,
+        "index_advice".to_string(),
+        Arc::new(IndexAdviceTable { engine }),
     )?;
     let catalog = MemoryCatalogProvider::new();
     datafusion::catalog::CatalogProvider::register_schema(
@@ -110,11 +120,7 @@ impl ReplicasTable {
                 in_flight.append_value(i64::try_from(r.in_flight).unwrap_or(i64::MAX));
                 failures.append_value(i64::try_from(r.failures).unwrap_or(i64::MAX));
                 last_error.append_option(r.last_error.as_deref());
-                let micros = r
-                    .changed_at
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-                changed_at.append_value(micros);
+                changed_at.append_value(micros(r.changed_at));
             }
         }
         let columns: Vec<ArrayRef> = vec![
@@ -153,4 +159,100 @@ impl TableProvider for ReplicasTable {
         let table = MemTable::try_new(replicas_schema(), vec![vec![self.batch()?]])?;
         table.scan(state, projection, filters, limit).await
     }
+}
+
+/// `system.index_advice`: one row per index a source lacks, as the index
+/// advisor saw fragments run (see `spar_planner::index_advice`).
+#[derive(Debug)]
+struct IndexAdviceTable {
+    engine: WeakEngine,
+}
+
+fn index_advice_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("table", DataType::Utf8, false),
+        Field::new("columns", DataType::Utf8, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("times_seen", DataType::Int64, false),
+        Field::new("rows_read", DataType::Int64, true),
+        Field::new("create_index", DataType::Utf8, true),
+        Field::new(
+            "last_seen",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+    ]))
+}
+
+impl IndexAdviceTable {
+    fn batch(&self) -> DfResult<RecordBatch> {
+        let mut source = StringBuilder::new();
+        let mut table = StringBuilder::new();
+        let mut columns = StringBuilder::new();
+        let mut reason = StringBuilder::new();
+        let mut times_seen = Int64Builder::new();
+        let mut rows_read = Int64Builder::new();
+        let mut create_index = StringBuilder::new();
+        let mut last_seen = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+        let sources = self
+            .engine
+            .upgrade()
+            .map(|e| e.sources())
+            .unwrap_or_default();
+        for info in &sources {
+            let Some(set) = &info.replica_set else {
+                continue;
+            };
+            for r in set.index_advice() {
+                source.append_value(&info.name);
+                table.append_value(&r.table);
+                columns.append_value(r.columns.join(", "));
+                reason.append_value(r.reason.as_str());
+                times_seen.append_value(i64::try_from(r.times_seen).unwrap_or(i64::MAX));
+                rows_read.append_option(r.rows_read.map(|n| i64::try_from(n).unwrap_or(i64::MAX)));
+                create_index.append_option(r.create_index.as_deref());
+                last_seen.append_value(micros(r.last_seen));
+            }
+        }
+        let arrays: Vec<ArrayRef> = vec![
+            Arc::new(source.finish()),
+            Arc::new(table.finish()),
+            Arc::new(columns.finish()),
+            Arc::new(reason.finish()),
+            Arc::new(times_seen.finish()),
+            Arc::new(rows_read.finish()),
+            Arc::new(create_index.finish()),
+            Arc::new(last_seen.finish()),
+        ];
+        Ok(RecordBatch::try_new(index_advice_schema(), arrays)?)
+    }
+}
+
+#[async_trait]
+impl TableProvider for IndexAdviceTable {
+    fn schema(&self) -> SchemaRef {
+        index_advice_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let table = MemTable::try_new(index_advice_schema(), vec![vec![self.batch()?]])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}
+
+/// Microseconds since the Unix epoch (0 before it).
+fn micros(t: std::time::SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }

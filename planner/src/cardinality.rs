@@ -26,6 +26,8 @@ use datafusion::logical_expr::{
     Aggregate, BinaryExpr, Distinct, Expr, Join, JoinType, Like, Limit, LogicalPlan, Operator,
 };
 
+use spar_connectors::TableMeta;
+
 use crate::source_plan::source_table;
 
 /// Selectivity of a predicate nothing is known about (DataFusion's own
@@ -109,42 +111,56 @@ pub fn estimate(plan: &LogicalPlan) -> Statistics {
     }
 }
 
+/// The share of the rows of the table `meta` describes that `predicate`
+/// (naming its columns) keeps; `None` without a row count.
+pub(crate) fn table_selectivity(meta: &TableMeta, predicate: &Expr) -> Option<f64> {
+    let (_, all) = table_columns(meta)?;
+    Some(selectivity(predicate, &|c| by_name(meta, &all, c)))
+}
+
+/// The table's rows and what its statistics say of each column.
+fn table_columns(meta: &TableMeta) -> Option<(f64, Vec<ColumnEstimate>)> {
+    let stats = &meta.stats;
+    let rows = *stats.row_count.get_value()? as f64;
+    let column = |i: usize| {
+        let Some(c) = stats.columns.get(i) else {
+            return ColumnEstimate::default();
+        };
+        ColumnEstimate {
+            distinct: c.distinct_count.get_value().map(|d| *d as f64),
+            null_fraction: c
+                .null_count
+                .get_value()
+                .filter(|_| rows > 0.0)
+                .map(|n| *n as f64 / rows),
+            min: c.min.get_value().cloned(),
+            max: c.max.get_value().cloned(),
+        }
+    };
+    Some((rows, (0..meta.schema.fields().len()).map(column).collect()))
+}
+
+/// The estimate of the table's column named as `c` is.
+fn by_name<'a>(
+    meta: &TableMeta,
+    all: &'a [ColumnEstimate],
+    c: &datafusion::common::Column,
+) -> Option<&'a ColumnEstimate> {
+    meta.schema
+        .fields()
+        .iter()
+        .position(|f| *f.name() == c.name)
+        .and_then(|i| all.get(i))
+}
+
 fn estimate_plan(plan: &LogicalPlan) -> Option<Estimate> {
     match plan {
         LogicalPlan::TableScan(scan) => {
             let table = source_table(&scan.source)?;
             let meta = table.meta();
-            let stats = &meta.stats;
-            let rows = *stats.row_count.get_value()? as f64;
-            let column = |i: usize| {
-                let Some(c) = stats.columns.get(i) else {
-                    return ColumnEstimate::default();
-                };
-                ColumnEstimate {
-                    distinct: c.distinct_count.get_value().map(|d| *d as f64),
-                    null_fraction: c
-                        .null_count
-                        .get_value()
-                        .filter(|_| rows > 0.0)
-                        .map(|n| *n as f64 / rows),
-                    min: c.min.get_value().cloned(),
-                    max: c.max.get_value().cloned(),
-                }
-            };
-            let all: Vec<ColumnEstimate> = (0..meta.schema.fields().len()).map(column).collect();
+            let (rows, all) = table_columns(&meta)?;
             // Filters name the table's columns, projected or not.
-            let names: Vec<&str> = meta
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect();
-            let lookup = |c: &datafusion::common::Column| {
-                names
-                    .iter()
-                    .position(|n| *n == c.name)
-                    .and_then(|i| all.get(i))
-            };
+            let lookup = |c: &datafusion::common::Column| by_name(&meta, &all, c);
             let selectivity: f64 = scan
                 .filters
                 .iter()

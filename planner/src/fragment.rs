@@ -79,6 +79,16 @@ impl Fragment {
     }
 }
 
+impl Fragment {
+    /// The indexes that would serve this fragment's selective filters and
+    /// the join keys at `join_keys` (positions in its output that a
+    /// cross-source join's runtime filter narrows); see
+    /// [`crate::index_advice`].
+    pub fn index_advice(&self, join_keys: &[usize]) -> Vec<crate::IndexAdvice> {
+        crate::index_advice::index_advice(&self.plan, join_keys, self.dialect.as_ref())
+    }
+}
+
 /// What the planner knew of one table of a fragment (see
 /// [`Fragment::tables_statistics`]).
 #[derive(Debug, Clone, PartialEq)]

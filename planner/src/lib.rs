@@ -21,6 +21,8 @@
 //!   spelled again to continue after the last row read.
 //! - [`join_order`]: [`ReorderJoins`], the order of a tree of inner joins
 //!   chosen by cost.
+//! - [`index_advice`]: the indexes that would serve a fragment's
+//!   selective filters and cross-source join keys.
 //! - [`runtime_filter`]: a hash join's build-side keys read from
 //!   DataFusion's dynamic filters and spelled into the SQL of the fragment
 //!   on its probe side.
@@ -31,6 +33,7 @@
 
 pub mod cardinality;
 pub mod fragment;
+pub mod index_advice;
 pub mod join_order;
 pub mod options;
 pub mod pad_space;
@@ -50,6 +53,7 @@ use std::sync::Arc;
 use datafusion::optimizer::{AnalyzerRule, OptimizerRule};
 
 pub use fragment::{Fragment, FragmentRunner, TableStatistics};
+pub use index_advice::{AdviceReason, IndexAdvice};
 pub use join_order::ReorderJoins;
 pub use options::{SparOptions, Timeout};
 pub use pad_space::PadSpace;

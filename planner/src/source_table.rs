@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
     lit, Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown,
 };
 use datafusion::physical_plan::ExecutionPlan;
-use spar_connectors::{prepare, SqlDialect, TableKind, TableMeta, TableStats};
+use spar_connectors::{prepare, IndexMeta, SqlDialect, TableKind, TableMeta, TableStats};
 
 use crate::fragment::{unqualify, Fragment, FragmentRunner};
 use crate::resume::ResumableScan;
@@ -108,6 +108,18 @@ impl SourceTable {
         meta.stats = stats;
         *now = (Arc::new(meta), Instant::now());
         Ok(())
+    }
+
+    /// Replaces the table's indexes with those read again now.
+    pub fn set_indexes(&self, indexes: Vec<IndexMeta>) {
+        let mut now = self
+            .described
+            .now
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut meta = now.0.as_ref().clone();
+        meta.indexes = indexes;
+        now.0 = Arc::new(meta);
     }
 
     /// Claims the right to read the table's statistics again once they

@@ -156,6 +156,12 @@ pub fn table_with_stats(
         stats,
         indexes: vec![],
     };
+    table_with_meta(source, meta)
+}
+
+/// A table of `source` (spelled as [`table_with_stats`] says) described
+/// by `meta`.
+pub fn table_with_meta(source: &str, meta: TableMeta) -> Arc<SourceTable> {
     let unparser: &'static (dyn Dialect + Sync) = if source == "crm" { &MYSQL } else { &POSTGRES };
     Arc::new(SourceTable::new(
         source,

@@ -16,6 +16,7 @@ use crate::dialect::{
     compares_differently, compares_strings, default_supports_expr, is_padded_char, is_string,
     like_over_text, Capabilities, SqlDialect,
 };
+use crate::metadata::TableName;
 use crate::unparser::{spell_float, SourceOnly, SpellFn, WithFunctions, FLOAT};
 
 /// PostgreSQL as a fragment target, spelled by DataFusion's
@@ -48,6 +49,18 @@ static UNPARSER: WithFunctions<PostgreSqlDialect> = WithFunctions {
 impl SqlDialect for PostgresSqlDialect {
     fn name(&self) -> &str {
         "postgres"
+    }
+
+    /// `CONCURRENTLY`, so that building it does not block the table's
+    /// writers.
+    fn create_index(&self, table: &TableName, name: &str, columns: &[String]) -> Option<String> {
+        Some(format!(
+            "CREATE INDEX CONCURRENTLY {} ON {}.{} ({})",
+            self.quoted(name)?,
+            self.quoted(&table.schema)?,
+            self.quoted(&table.table)?,
+            crate::dialect::quoted_list(self, columns)?
+        ))
     }
 
     fn unparser(&self) -> &dyn Dialect {

@@ -8,6 +8,7 @@ use datafusion::scalar::ScalarValue;
 use datafusion::sql::unparser::dialect::{Dialect, SqliteDialect};
 
 use crate::dialect::{Capabilities, SqlDialect};
+use crate::metadata::TableName;
 use crate::unparser::{spell_float, SpellFn, WithFunctions, FLOAT};
 
 /// SQLite as a fragment target.
@@ -41,6 +42,17 @@ static UNPARSER: WithFunctions<SqliteDialect> = WithFunctions {
 impl SqlDialect for SqliteSqlDialect {
     fn name(&self) -> &str {
         "sqlite"
+    }
+
+    /// SQLite names the schema on the index, not on the table.
+    fn create_index(&self, table: &TableName, name: &str, columns: &[String]) -> Option<String> {
+        Some(format!(
+            "CREATE INDEX {}.{} ON {} ({})",
+            self.quoted(&table.schema)?,
+            self.quoted(name)?,
+            self.quoted(&table.table)?,
+            crate::dialect::quoted_list(self, columns)?
+        ))
     }
 
     fn unparser(&self) -> &dyn Dialect {

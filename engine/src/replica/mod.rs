@@ -18,11 +18,13 @@
 //! handle (`FragmentExec` resumes or reruns); it reports them here with
 //! [`ReplicaSet::report_failure`].
 
+mod advice;
 mod health;
 mod latency;
 mod settings;
 mod stall;
 
+pub use advice::AdviceRecord;
 pub use health::Circuit;
 pub use latency::{HistogramSnapshot, FIRST_BATCH_BUCKETS};
 pub use settings::{HedgeAfter, ReplicaSettings, Resume, MAX_CIRCUIT_BACKOFF};
@@ -92,6 +94,8 @@ struct Inner {
     counters: Counters,
     /// The source's recent times to first batch (for `hedge_after = "p95"`).
     recent: RecentLatencies,
+    /// Indexes fragments run here would have used.
+    advisor: advice::Advisor,
 }
 
 /// Counters for `/metrics` and `system.replicas`, shared by every fragment
@@ -252,6 +256,7 @@ impl ReplicaSet {
                 next: AtomicUsize::new(0),
                 counters: Counters::default(),
                 recent: RecentLatencies::default(),
+                advisor: advice::Advisor::default(),
             }),
         }
     }
@@ -390,6 +395,24 @@ impl ReplicaSet {
             .counters
             .fragments
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one run of a fragment that would have used each index of
+    /// `advice` (see `system.index_advice`).
+    pub fn record_index_advice(&self, advice: &[spar_planner::IndexAdvice]) {
+        self.inner.advisor.record(advice);
+    }
+
+    /// The indexes fragments run on this source would have used, the most
+    /// rows read without them first.
+    pub fn index_advice(&self) -> Vec<AdviceRecord> {
+        self.inner.advisor.records()
+    }
+
+    /// Drops the advice recorded for `table` (`schema.table`), once its
+    /// indexes were read again.
+    pub fn forget_index_advice(&self, table: &str) {
+        self.inner.advisor.forget(table);
     }
 
     /// Counts a fragment that failed for good.

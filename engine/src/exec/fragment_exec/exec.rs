@@ -23,7 +23,8 @@ use datafusion::physical_plan::{
     ReplaceChildrenOptions, StatisticsArgs,
 };
 use spar_connectors::SqlDialect;
-use spar_planner::{Fragment, FragmentRunner, SparOptions, TableStatistics};
+use spar_planner::index_advice::index_advice;
+use spar_planner::{Fragment, FragmentRunner, IndexAdvice, SparOptions, TableStatistics};
 
 use super::stream::{FragmentStream, RuntimeFilters, Served, Spelling};
 use crate::replica::{ReplicaSet, Resume};
@@ -54,6 +55,10 @@ pub struct FragmentExec {
     /// For EXPLAIN: the fragment's tables that had no row count, or whose
     /// statistics were older than the source's `statistics_ttl`.
     statistics_note: Option<String>,
+    /// Indexes the source lacks for the fragment's selective filters and
+    /// for the join keys its runtime filters carry (EXPLAIN,
+    /// `system.index_advice`).
+    advice: Vec<IndexAdvice>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
     /// The replicas that served the last execution, for EXPLAIN ANALYZE.
@@ -105,6 +110,7 @@ impl FragmentExec {
             replicas,
             statistics: Arc::clone(&fragment.statistics),
             statistics_note,
+            advice: fragment.index_advice(&[]),
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
             served: Arc::new(Mutex::new(Served::default())),
@@ -136,14 +142,25 @@ impl FragmentExec {
         self.spelling.resume.as_ref().map(|s| s.key_names())
     }
 
-    /// The same fragment without runtime filters, if it had any.
-    pub(super) fn without_runtime_filters(&self) -> Option<Self> {
-        (!self.runtime_filters.is_empty())
-            .then(|| self.with_runtime_filters(RuntimeFilters::default()))
+    /// The same fragment with only the runtime filters `keep` accepts, if
+    /// it drops any.
+    pub(super) fn keeping_runtime_filters(
+        &self,
+        keep: impl Fn(&Arc<dyn PhysicalExpr>) -> bool,
+    ) -> Option<Self> {
+        self.runtime_filters
+            .retain(keep)
+            .map(|filters| self.with_runtime_filters(filters))
+    }
+
+    /// The indexes the source lacks for this fragment.
+    pub fn index_advice(&self) -> &[IndexAdvice] {
+        &self.advice
     }
 
     /// The same fragment, also reading `filters` when it starts.
     fn with_runtime_filters(&self, filters: RuntimeFilters) -> Self {
+        let advice = index_advice(&self.plan, &filters.key_columns(), self.dialect.as_ref());
         Self {
             spelling: self.spelling.clone(),
             runtime_filters: filters,
@@ -152,6 +169,7 @@ impl FragmentExec {
             replicas: self.replicas.clone(),
             statistics: Arc::clone(&self.statistics),
             statistics_note: self.statistics_note.clone(),
+            advice,
             properties: Arc::clone(&self.properties),
             metrics: ExecutionPlanMetricsSet::new(),
             served: Arc::new(Mutex::new(Served::default())),
@@ -190,6 +208,17 @@ fn statistics_note(tables: &[TableStatistics], ttl: Duration) -> Option<String> 
         ));
     }
     (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// `public.t(a) for filter; public.u(b) for join key`, or `None`.
+fn advice_note(advice: &[IndexAdvice]) -> Option<String> {
+    (!advice.is_empty()).then(|| {
+        advice
+            .iter()
+            .map(|a| format!("{} for {}", a.target(), a.reason.as_str()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 /// Whether a fragment may return more than `bytes`: its estimated rows
@@ -235,6 +264,9 @@ impl DisplayAs for FragmentExec {
                 if let Some(note) = &self.statistics_note {
                     writeln!(f, "statistics={note}")?;
                 }
+                if let Some(advice) = advice_note(&self.advice) {
+                    writeln!(f, "index_advice={advice}")?;
+                }
                 if let Some(runtime) = &runtime {
                     writeln!(f, "runtime_filter={runtime}")?;
                 }
@@ -247,6 +279,9 @@ impl DisplayAs for FragmentExec {
                 }
                 if let Some(note) = &self.statistics_note {
                     write!(f, ", statistics={note}")?;
+                }
+                if let Some(advice) = advice_note(&self.advice) {
+                    write!(f, ", index_advice={advice}")?;
                 }
                 if let Some(runtime) = &runtime {
                     write!(f, ", runtime_filter={runtime}")?;
@@ -355,6 +390,7 @@ impl ExecutionPlan for FragmentExec {
         if let Ok(mut served) = self.served.lock() {
             *served = Served::default();
         }
+        self.replicas.record_index_advice(&self.advice);
         Ok(Box::pin(FragmentStream::new(
             self.replicas.clone(),
             self.spelling.clone(),

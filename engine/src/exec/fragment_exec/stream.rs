@@ -25,6 +25,7 @@ use datafusion::common::{ColumnStatistics, ScalarValue, Statistics};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_expr::expressions::{CastExpr, Column};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder,
@@ -82,6 +83,29 @@ impl RuntimeFilters {
         self.filters.is_empty()
     }
 
+    /// The positions, in the fragment's output, of the columns the
+    /// filters' keys are compared with.
+    pub(super) fn key_columns(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = self
+            .filters
+            .iter()
+            .flat_map(|f| f.children().into_iter().cloned().collect::<Vec<_>>())
+            .filter_map(|c| key_column(&c))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Only the filters `keep` accepts, if it drops any.
+    pub(super) fn retain(&self, keep: impl Fn(&Arc<dyn PhysicalExpr>) -> bool) -> Option<Self> {
+        let kept: Vec<_> = self.filters.iter().filter(|f| keep(f)).cloned().collect();
+        (kept.len() < self.filters.len()).then(|| Self {
+            filters: kept,
+            max_keys: self.max_keys,
+        })
+    }
+
     /// These and `more`.
     pub(super) fn with(&self, more: Vec<Arc<dyn PhysicalExpr>>, max_keys: usize) -> Self {
         let mut filters = self.filters.clone();
@@ -103,6 +127,16 @@ impl RuntimeFilters {
             columns: statistics.column_statistics.clone(),
         })
     }
+}
+
+/// The column a key is compared with: bare, or under a cast to the other
+/// side's type (an index on the column serves both).
+fn key_column(e: &Arc<dyn PhysicalExpr>) -> Option<usize> {
+    if let Some(c) = e.downcast_ref::<Column>() {
+        return Some(c.index());
+    }
+    e.downcast_ref::<CastExpr>()
+        .and_then(|c| key_column(c.expr()))
 }
 
 /// Runtime filters not read yet: read when the fragment first opens.
