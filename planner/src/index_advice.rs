@@ -11,8 +11,8 @@
 //! - a *join key* whose values reach the fragment's SQL from the other
 //!   side of a cross-source join (a runtime filter's key list or range).
 //!
-//! Advice names a table only when no index (not partial, not on an
-//! expression) has the column first, and only tables estimated at
+//! Advice names a table (never a view) only when no index (not partial,
+//! not on an expression) has the column first, and only tables estimated at
 //! [`LARGE_TABLE`] rows or more (or of unknown size): a full scan of a
 //! small table costs little. For filters on a table, one index is advised,
 //! on the most selective column, and none when some filtered column
@@ -27,7 +27,7 @@ use datafusion::logical_expr::expr::{InList, Like};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, LogicalPlan, Operator};
 use datafusion::scalar::ScalarValue;
-use spar_connectors::{index_name, SqlDialect, TableMeta, TableName};
+use spar_connectors::{index_name, SqlDialect, TableKind, TableMeta, TableName};
 
 use crate::cardinality::table_selectivity;
 use crate::source_plan::source_table;
@@ -307,13 +307,15 @@ fn leads_an_index(meta: &TableMeta, column: &str) -> bool {
         .any(|i| !i.partial && !i.expression && i.columns.first().is_some_and(|c| c == column))
 }
 
-/// Whether the table is large enough (or of unknown size) for an index to
-/// pay.
+/// Whether the table is one (a view takes no index) large enough, or of
+/// unknown size, for an index to pay.
 fn large(meta: &TableMeta) -> bool {
-    meta.stats
-        .row_count
-        .get_value()
-        .is_none_or(|rows| *rows >= LARGE_TABLE)
+    meta.kind == TableKind::Table
+        && meta
+            .stats
+            .row_count
+            .get_value()
+            .is_none_or(|rows| *rows >= LARGE_TABLE)
 }
 
 #[cfg(test)]
@@ -385,12 +387,18 @@ mod tests {
             },
             indexes: vec![],
         };
+        // The same rows as a view, which takes no index.
+        let mut view = orders.clone();
+        view.name = TableName::new("main", "orders_v");
+        view.kind = TableKind::View;
+        view.indexes.clear();
         register_catalog(
             &ctx,
             "sales",
             vec![
                 table_with_meta("sales", orders),
                 table_with_meta("sales", nation),
+                table_with_meta("sales", view),
             ],
         );
         ctx
@@ -498,6 +506,11 @@ mod tests {
             (
                 &big,
                 "SELECT n_nationkey FROM sales.main.nation WHERE n_name = 'x'",
+            ),
+            // A view's.
+            (
+                &big,
+                "SELECT o_orderkey FROM sales.main.orders_v WHERE o_custkey = 7",
             ),
         ] {
             assert_eq!(advice(ctx, sql, &[]).await, Vec::<String>::new(), "{sql}");
