@@ -191,6 +191,14 @@ pub trait SqlDialect: Debug + Send + Sync {
         ))
     }
 
+    /// Whether an index on a column of this type serves the comparisons
+    /// this dialect spells on the column (the index advisor asks). The
+    /// default: yes.
+    fn index_serves(&self, data_type: &DataType) -> bool {
+        let _ = data_type;
+        true
+    }
+
     /// `name` quoted as an identifier of this source, always.
     fn quoted(&self, name: &str) -> Option<String> {
         let quote = self.unparser().identifier_quote_style(name).unwrap_or('"');

@@ -14,7 +14,9 @@
 //! Advice names a table (never a view) only when no index (not partial,
 //! not on an expression) has the column first, and only tables estimated at
 //! [`LARGE_TABLE`] rows or more (or of unknown size): a full scan of a
-//! small table costs little. For filters on a table, one index is advised,
+//! small table costs little, nor where the SQL Spar spells on the column
+//! could not use an index ([`SqlDialect::index_serves`]: MySQL's strings,
+//! compared as binary casts). For filters on a table, one index is advised,
 //! on the most selective column, and none when some filtered column
 //! already leads an index (the source has an index to start from). Each
 //! advice carries the `CREATE INDEX` the source's dialect spells.
@@ -194,6 +196,14 @@ fn push(
     reason: AdviceReason,
     dialect: &dyn SqlDialect,
 ) {
+    // An index the SQL Spar spells on the column could not use.
+    let serves = meta
+        .schema
+        .field_with_name(column)
+        .is_ok_and(|f| dialect.index_serves(f.data_type()));
+    if !serves {
+        return;
+    }
     let columns = vec![column.to_string()];
     if advice
         .iter()

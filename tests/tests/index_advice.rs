@@ -171,8 +171,8 @@ async fn mariadb_a_filter_advised_and_its_create_index_run() {
     ok(maria
         .execute(
             "ia",
-            "CREATE TABLE `ev``ents` (id INT PRIMARY KEY, `ki``nd` INT NOT NULL);
-             INSERT INTO `ev``ents` SELECT seq, seq % 3000 FROM seq_1_to_30000;
+            "CREATE TABLE `ev``ents` (id INT PRIMARY KEY, `ki``nd` INT NOT NULL, tag VARCHAR(20));
+             INSERT INTO `ev``ents` SELECT seq, seq % 3000, CONCAT('t', seq) FROM seq_1_to_30000;
              ANALYZE TABLE `ev``ents`;",
         )
         .await);
@@ -192,6 +192,11 @@ async fn mariadb_a_filter_advised_and_its_create_index_run() {
         Some("ia.ev`ents(ki`nd) for filter")
     );
     assert_eq!(spar_tests::rows(&session, query).await.len(), 10);
+    // A string is compared as `CAST(CONVERT(tag USING utf8mb4) AS
+    // BINARY)`, which no index on `tag` would serve: none is advised.
+    let by_tag = r#"SELECT id FROM maria.ia."ev`ents" WHERE tag = 't42'"#;
+    assert_eq!(advice_note(&session, by_tag).await, None);
+    assert_eq!(spar_tests::rows(&session, by_tag).await.len(), 1);
     let create = "CREATE INDEX `ev``ents_ki``nd_idx` ON `ia`.`ev``ents` (`ki``nd`)";
     let rows = advice_table(&session).await;
     let cells: Vec<&str> = rows.first().map_or(vec![], |r| r.split('|').collect());

@@ -80,6 +80,15 @@ impl SqlDialect for MySqlSqlDialect {
         "mysql"
     }
 
+    /// Not for strings: they are compared as `CAST(CONVERT(x USING
+    /// utf8mb4) AS BINARY)`, which no index on the column serves.
+    fn index_serves(&self, data_type: &DataType) -> bool {
+        !matches!(
+            data_type,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        )
+    }
+
     fn unparser(&self) -> &dyn Dialect {
         &UNPARSER
     }
