@@ -124,7 +124,16 @@ impl OptimizerRule for ReorderJoins {
         let model = Model {
             runtime_filters: options.is_none_or(|o| o.runtime_filters),
         };
-        spar_connectors::depth::deep(|| rewrite(plan, &model))
+        spar_connectors::depth::deep(|| {
+            let sunk = sink_semi_joins(plan)?;
+            let changed = sunk.transformed;
+            let reordered = rewrite(sunk.data, &model)?;
+            Ok(if changed {
+                Transformed::yes(reordered.data)
+            } else {
+                reordered
+            })
+        })
     }
 }
 
@@ -146,6 +155,111 @@ fn rewrite(plan: LogicalPlan, model: &Model) -> Result<Transformed<LogicalPlan>>
     }
     plan.map_subqueries(|sub| rewrite(sub, model))?
         .transform_data(|p| p.map_children(|child| rewrite(child, model)))
+}
+
+/// Semi and anti joins moved below the inner joins under them, onto the
+/// side whose columns their condition names: `Semi(Inner(X, Y), C)` is
+/// `Inner(Semi(X, C), Y)` when the condition names only columns of `X`
+/// and `C` (which rows of `X` are kept does not depend on `Y`). So an
+/// `EXISTS` over a table of `X`'s source can join there (TPC-H Q21's
+/// `lineitem` subqueries beside `lineitem ⋈ orders`), and the inner joins
+/// above are reordered with it as one input. Null-aware anti joins
+/// (`NOT IN`) stay where they are.
+fn sink_semi_joins(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    plan.transform_up_with_subqueries(|node| {
+        let LogicalPlan::Join(join) = &node else {
+            return Ok(Transformed::no(node));
+        };
+        if !matches!(join.join_type, JoinType::LeftSemi | JoinType::LeftAnti)
+            || join.join_constraint != JoinConstraint::On
+            || join.null_aware
+        {
+            return Ok(Transformed::no(node));
+        }
+        // The columns of the left side the condition names.
+        let right = join.right.schema();
+        let mut names: Vec<Column> = join
+            .on
+            .iter()
+            .flat_map(|(l, _)| l.column_refs())
+            .cloned()
+            .collect();
+        if let Some(filter) = &join.filter {
+            names.extend(
+                filter
+                    .column_refs()
+                    .into_iter()
+                    .filter(|c| !right.has_column(c))
+                    .cloned(),
+            );
+        }
+        let semi = |below: LogicalPlan| -> Result<LogicalPlan> {
+            Ok(LogicalPlan::Join(Join::try_new(
+                Arc::new(below),
+                Arc::clone(&join.right),
+                join.on.clone(),
+                join.filter.clone(),
+                join.join_type,
+                join.join_constraint,
+                join.null_equality,
+                join.null_aware,
+            )?))
+        };
+        Ok(match sink_into(&join.left, &names, &semi)? {
+            Some(sunk) => Transformed::yes(sunk),
+            None => Transformed::no(node),
+        })
+    })
+}
+
+/// `input` with `semi` applied to the deepest input of its inner joins
+/// (through column projections) that holds every column of `names`;
+/// `None` when that is `input` itself.
+fn sink_into(
+    input: &LogicalPlan,
+    names: &[Column],
+    semi: &dyn Fn(LogicalPlan) -> Result<LogicalPlan>,
+) -> Result<Option<LogicalPlan>> {
+    let holds = |p: &LogicalPlan| names.iter().all(|c| p.schema().has_column(c));
+    match input {
+        LogicalPlan::Join(join) if is_join(input) => {
+            let (left, right) = if holds(&join.left) {
+                let left = match sink_into(&join.left, names, semi)? {
+                    Some(sunk) => sunk,
+                    None => semi(join.left.as_ref().clone())?,
+                };
+                (Arc::new(left), Arc::clone(&join.right))
+            } else if holds(&join.right) {
+                let right = match sink_into(&join.right, names, semi)? {
+                    Some(sunk) => sunk,
+                    None => semi(join.right.as_ref().clone())?,
+                };
+                (Arc::clone(&join.left), Arc::new(right))
+            } else {
+                return Ok(None);
+            };
+            Ok(Some(LogicalPlan::Join(Join::try_new(
+                left,
+                right,
+                join.on.clone(),
+                join.filter.clone(),
+                join.join_type,
+                join.join_constraint,
+                join.null_equality,
+                join.null_aware,
+            )?)))
+        }
+        LogicalPlan::Projection(p) if is_column_projection(input) => {
+            Ok(match sink_into(&p.input, names, semi)? {
+                Some(sunk) => Some(LogicalPlan::Projection(Projection::try_new(
+                    p.expr.clone(),
+                    Arc::new(sunk),
+                )?)),
+                None => None,
+            })
+        }
+        _ => Ok(None),
+    }
 }
 
 /// An inner join on `ON` conditions (the only kind this rule moves).
@@ -1302,6 +1416,40 @@ mod tests {
         assert!(graph.kept_by_keys(&part, &l1) < 0.01);
         let both = graph.join(&l1, &l2, &model);
         assert_eq!(graph.kept_by_keys(&part, &both), 1.0);
+    }
+
+    #[tokio::test]
+    async fn an_exists_joins_in_the_source_of_the_table_it_names() {
+        // TPC-H Q21's shape: the EXISTS names only `orders`, so it moves
+        // below the join with `part` and runs in `sales` with `orders`.
+        let ctx = tpch(6_000_000);
+        for (kind, not) in [("semi", ""), ("anti", "NOT ")] {
+            let sql = format!(
+                "SELECT o_total, p_size FROM sales.main.orders \
+                 JOIN crm.main.part ON p_partkey = o_custkey \
+                 WHERE {not}EXISTS (SELECT 1 FROM sales.main.lineitem \
+                   WHERE l_orderkey = o_orderkey AND l_qty > 3)"
+            );
+            let sunk = plan(&ctx, &sql).await;
+            let f = fragments(&sunk);
+            assert_eq!(f.len(), 2, "{kind}: {sunk}");
+            assert!(
+                f.iter()
+                    .any(|s| s.contains("\"orders\"") && s.contains("\"lineitem\"")),
+                "{kind}: {sunk}"
+            );
+        }
+        // NOT IN over columns that cannot be NULL is a plain anti join
+        // (DataFusion's; a null-aware one would stay above the join).
+        let not_in = "SELECT o_total, p_size FROM sales.main.orders \
+                      JOIN crm.main.part ON p_partkey = o_custkey \
+                      WHERE o_orderkey NOT IN (SELECT l_orderkey FROM sales.main.lineitem)";
+        assert_eq!(fragments(&plan(&ctx, not_in).await).len(), 2);
+        off(&ctx).await;
+        let sql = "SELECT o_total, p_size FROM sales.main.orders \
+                   JOIN crm.main.part ON p_partkey = o_custkey \
+                   WHERE EXISTS (SELECT 1 FROM sales.main.lineitem WHERE l_orderkey = o_orderkey)";
+        assert_eq!(fragments(&plan(&ctx, sql).await).len(), 3);
     }
 
     #[tokio::test]
