@@ -158,7 +158,8 @@ fn rewrite(plan: LogicalPlan, model: &Model) -> Result<Transformed<LogicalPlan>>
 }
 
 /// Semi and anti joins moved below the inner joins under them, onto the
-/// side whose columns their condition names: `Semi(Inner(X, Y), C)` is
+/// side whose columns their condition names, where they then run whole in
+/// one source: `Semi(Inner(X, Y), C)` is
 /// `Inner(Semi(X, C), Y)` when the condition names only columns of `X`
 /// and `C` (which rows of `X` are kept does not depend on `Y`). So an
 /// `EXISTS` over a table of `X`'s source can join there (TPC-H Q21's
@@ -213,26 +214,36 @@ fn sink_semi_joins(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
 }
 
 /// `input` with `semi` applied to the deepest input of its inner joins
-/// (through column projections) that holds every column of `names`;
-/// `None` when that is `input` itself.
+/// (through column projections) that holds every column of `names`, when
+/// there the semi join runs whole in one source; `None` when that input
+/// is `input` itself, or the semi join would not run in one source there
+/// (moved below a selective join, a cross-source semi join would only
+/// lose that join's narrowing: TPC-H Q20's supplier ⋈ nation).
 fn sink_into(
     input: &LogicalPlan,
     names: &[Column],
     semi: &dyn Fn(LogicalPlan) -> Result<LogicalPlan>,
 ) -> Result<Option<LogicalPlan>> {
     let holds = |p: &LogicalPlan| names.iter().all(|c| p.schema().has_column(c));
+    // The semi join on `side`, or deeper in it, where it runs whole.
+    let place = |side: &LogicalPlan| -> Result<Option<LogicalPlan>> {
+        if let Some(deeper) = sink_into(side, names, semi)? {
+            return Ok(Some(deeper));
+        }
+        let here = semi(side.clone())?;
+        let cut = PushDownFragments::new().push_down(here.clone(), true)?.data;
+        Ok(as_fragment(&cut).is_some().then_some(here))
+    };
     match input {
         LogicalPlan::Join(join) if is_join(input) => {
             let (left, right) = if holds(&join.left) {
-                let left = match sink_into(&join.left, names, semi)? {
-                    Some(sunk) => sunk,
-                    None => semi(join.left.as_ref().clone())?,
+                let Some(left) = place(&join.left)? else {
+                    return Ok(None);
                 };
                 (Arc::new(left), Arc::clone(&join.right))
             } else if holds(&join.right) {
-                let right = match sink_into(&join.right, names, semi)? {
-                    Some(sunk) => sunk,
-                    None => semi(join.right.as_ref().clone())?,
+                let Some(right) = place(&join.right)? else {
+                    return Ok(None);
                 };
                 (Arc::clone(&join.left), Arc::new(right))
             } else {
@@ -1439,6 +1450,18 @@ mod tests {
                 "{kind}: {sunk}"
             );
         }
+        // An EXISTS over another source's table stays above the join:
+        // below it, it would lose what the join narrows.
+        let across = "SELECT o_total, p_size FROM sales.main.orders \
+                      JOIN crm.main.part ON p_partkey = o_custkey \
+                      WHERE p_brand = 3 AND EXISTS (SELECT 1 FROM crm.main.part p2 \
+                        WHERE p2.p_partkey = o_orderkey)";
+        let stays = plan(&ctx, across).await;
+        off(&ctx).await;
+        assert_eq!(stays, plan(&ctx, across).await);
+        ctx.sql("SET spar.join_reorder = true")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         // NOT IN over columns that cannot be NULL is a plain anti join
         // (DataFusion's; a null-aware one would stay above the join).
         let not_in = "SELECT o_total, p_size FROM sales.main.orders \
