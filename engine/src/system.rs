@@ -29,6 +29,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use spar_connectors::ReplicaRole;
 
+use crate::catalog::SourceInfo;
 use crate::engine::WeakEngine;
 
 /// The reserved name of the catalog that describes Spar.
@@ -39,18 +40,25 @@ pub const SYSTEM_SCHEMA: &str = "main";
 /// The `system` catalog of an engine (held weakly: the engine owns it).
 pub(crate) fn catalog(engine: WeakEngine) -> DfResult<Arc<MemoryCatalogProvider>> {
     let schema = MemorySchemaProvider::new();
-    datafusion::catalog::SchemaProvider::register_table(
-        &schema,
-        "replicas".to_string(),
-        Arc::new(ReplicasTable {
-            engine: engine.clone(),
-        }),
-    )?;
-    datafusion::catalog::SchemaProvider::register_table(
-        &schema,
-        "index_advice".to_string(),
-        Arc::new(IndexAdviceTable { engine }),
-    )?;
+    let tables = [
+        (
+            "replicas",
+            replicas_schema as SchemaOf,
+            replicas_batch as Rows,
+        ),
+        ("index_advice", index_advice_schema, index_advice_batch),
+    ];
+    for (name, schema_of, rows) in tables {
+        datafusion::catalog::SchemaProvider::register_table(
+            &schema,
+            name.to_string(),
+            Arc::new(SystemTable {
+                engine: engine.clone(),
+                schema: schema_of,
+                rows,
+            }),
+        )?;
+    }
     let catalog = MemoryCatalogProvider::new();
     datafusion::catalog::CatalogProvider::register_schema(
         &catalog,
@@ -60,12 +68,49 @@ pub(crate) fn catalog(engine: WeakEngine) -> DfResult<Arc<MemoryCatalogProvider>
     Ok(Arc::new(catalog))
 }
 
-/// `system.replicas`: one row per replica of every SQL source.
+/// The schema of a `system` table.
+type SchemaOf = fn() -> SchemaRef;
+
+/// The rows of a `system` table, from the engine's sources as they are now.
+type Rows = fn(&[SourceInfo]) -> DfResult<RecordBatch>;
+
+/// A table of the `system` catalog: each scan reads the live state.
 #[derive(Debug)]
-struct ReplicasTable {
+struct SystemTable {
     engine: WeakEngine,
+    schema: SchemaOf,
+    rows: Rows,
 }
 
+#[async_trait]
+impl TableProvider for SystemTable {
+    fn schema(&self) -> SchemaRef {
+        (self.schema)()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let sources = self
+            .engine
+            .upgrade()
+            .map(|e| e.sources())
+            .unwrap_or_default();
+        let batch = (self.rows)(&sources)?;
+        let table = MemTable::try_new((self.schema)(), vec![vec![batch]])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}
+
+/// `system.replicas`: one row per replica of every SQL source.
 fn replicas_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("source", DataType::Utf8, false),
@@ -85,89 +130,55 @@ fn replicas_schema() -> SchemaRef {
     ]))
 }
 
-impl ReplicasTable {
-    /// The rows as they are now.
-    fn batch(&self) -> DfResult<RecordBatch> {
-        let mut source = StringBuilder::new();
-        let mut replica = StringBuilder::new();
-        let mut role = StringBuilder::new();
-        let mut state = StringBuilder::new();
-        let mut lag = Float64Builder::new();
-        let mut latency = Float64Builder::new();
-        let mut in_flight = Int64Builder::new();
-        let mut failures = Int64Builder::new();
-        let mut last_error = StringBuilder::new();
-        let mut changed_at = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-        let sources = self
-            .engine
-            .upgrade()
-            .map(|e| e.sources())
-            .unwrap_or_default();
-        for info in &sources {
-            let Some(set) = &info.replica_set else {
-                continue;
-            };
-            for r in set.stats().replicas {
-                source.append_value(&info.name);
-                replica.append_value(&r.target);
-                role.append_option(r.role.map(|role| match role {
-                    ReplicaRole::Primary => "primary",
-                    ReplicaRole::Replica => "replica",
-                }));
-                state.append_value(r.state);
-                lag.append_option(r.lag.map(|d| d.as_secs_f64()));
-                latency.append_option(r.latency.map(|d| d.as_secs_f64() * 1000.0));
-                in_flight.append_value(i64::try_from(r.in_flight).unwrap_or(i64::MAX));
-                failures.append_value(i64::try_from(r.failures).unwrap_or(i64::MAX));
-                last_error.append_option(r.last_error.as_deref());
-                changed_at.append_value(micros(r.changed_at));
-            }
+/// The rows of `system.replicas`.
+fn replicas_batch(sources: &[SourceInfo]) -> DfResult<RecordBatch> {
+    let mut source = StringBuilder::new();
+    let mut replica = StringBuilder::new();
+    let mut role = StringBuilder::new();
+    let mut state = StringBuilder::new();
+    let mut lag = Float64Builder::new();
+    let mut latency = Float64Builder::new();
+    let mut in_flight = Int64Builder::new();
+    let mut failures = Int64Builder::new();
+    let mut last_error = StringBuilder::new();
+    let mut changed_at = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+    for info in sources {
+        let Some(set) = &info.replica_set else {
+            continue;
+        };
+        for r in set.stats().replicas {
+            source.append_value(&info.name);
+            replica.append_value(&r.target);
+            role.append_option(r.role.map(|role| match role {
+                ReplicaRole::Primary => "primary",
+                ReplicaRole::Replica => "replica",
+            }));
+            state.append_value(r.state);
+            lag.append_option(r.lag.map(|d| d.as_secs_f64()));
+            latency.append_option(r.latency.map(|d| d.as_secs_f64() * 1000.0));
+            in_flight.append_value(i64::try_from(r.in_flight).unwrap_or(i64::MAX));
+            failures.append_value(i64::try_from(r.failures).unwrap_or(i64::MAX));
+            last_error.append_option(r.last_error.as_deref());
+            changed_at.append_value(micros(r.changed_at));
         }
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(source.finish()),
-            Arc::new(replica.finish()),
-            Arc::new(role.finish()),
-            Arc::new(state.finish()),
-            Arc::new(lag.finish()),
-            Arc::new(latency.finish()),
-            Arc::new(in_flight.finish()),
-            Arc::new(failures.finish()),
-            Arc::new(last_error.finish()),
-            Arc::new(changed_at.finish()),
-        ];
-        Ok(RecordBatch::try_new(replicas_schema(), columns)?)
     }
-}
-
-#[async_trait]
-impl TableProvider for ReplicasTable {
-    fn schema(&self) -> SchemaRef {
-        replicas_schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let table = MemTable::try_new(replicas_schema(), vec![vec![self.batch()?]])?;
-        table.scan(state, projection, filters, limit).await
-    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(source.finish()),
+        Arc::new(replica.finish()),
+        Arc::new(role.finish()),
+        Arc::new(state.finish()),
+        Arc::new(lag.finish()),
+        Arc::new(latency.finish()),
+        Arc::new(in_flight.finish()),
+        Arc::new(failures.finish()),
+        Arc::new(last_error.finish()),
+        Arc::new(changed_at.finish()),
+    ];
+    Ok(RecordBatch::try_new(replicas_schema(), columns)?)
 }
 
 /// `system.index_advice`: one row per index a source lacks, as the index
 /// advisor saw fragments run (see `spar_planner::index_advice`).
-#[derive(Debug)]
-struct IndexAdviceTable {
-    engine: WeakEngine,
-}
-
 fn index_advice_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("source", DataType::Utf8, false),
@@ -185,70 +196,42 @@ fn index_advice_schema() -> SchemaRef {
     ]))
 }
 
-impl IndexAdviceTable {
-    fn batch(&self) -> DfResult<RecordBatch> {
-        let mut source = StringBuilder::new();
-        let mut table = StringBuilder::new();
-        let mut columns = StringBuilder::new();
-        let mut reason = StringBuilder::new();
-        let mut times_seen = Int64Builder::new();
-        let mut rows_read = Int64Builder::new();
-        let mut create_index = StringBuilder::new();
-        let mut last_seen = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-        let sources = self
-            .engine
-            .upgrade()
-            .map(|e| e.sources())
-            .unwrap_or_default();
-        for info in &sources {
-            let Some(set) = &info.replica_set else {
-                continue;
-            };
-            for r in set.index_advice() {
-                source.append_value(&info.name);
-                table.append_value(&r.table);
-                columns.append_value(r.columns.join(", "));
-                reason.append_value(r.reason.as_str());
-                times_seen.append_value(i64::try_from(r.times_seen).unwrap_or(i64::MAX));
-                rows_read.append_option(r.rows_read.map(|n| i64::try_from(n).unwrap_or(i64::MAX)));
-                create_index.append_option(r.create_index.as_deref());
-                last_seen.append_value(micros(r.last_seen));
-            }
+/// The rows of `system.index_advice`.
+fn index_advice_batch(sources: &[SourceInfo]) -> DfResult<RecordBatch> {
+    let mut source = StringBuilder::new();
+    let mut table = StringBuilder::new();
+    let mut columns = StringBuilder::new();
+    let mut reason = StringBuilder::new();
+    let mut times_seen = Int64Builder::new();
+    let mut rows_read = Int64Builder::new();
+    let mut create_index = StringBuilder::new();
+    let mut last_seen = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+    for info in sources {
+        let Some(set) = &info.replica_set else {
+            continue;
+        };
+        for r in set.index_advice() {
+            source.append_value(&info.name);
+            table.append_value(&r.table);
+            columns.append_value(r.columns.join(", "));
+            reason.append_value(r.reason.as_str());
+            times_seen.append_value(i64::try_from(r.times_seen).unwrap_or(i64::MAX));
+            rows_read.append_option(r.rows_read.map(|n| i64::try_from(n).unwrap_or(i64::MAX)));
+            create_index.append_option(r.create_index.as_deref());
+            last_seen.append_value(micros(r.last_seen));
         }
-        let arrays: Vec<ArrayRef> = vec![
-            Arc::new(source.finish()),
-            Arc::new(table.finish()),
-            Arc::new(columns.finish()),
-            Arc::new(reason.finish()),
-            Arc::new(times_seen.finish()),
-            Arc::new(rows_read.finish()),
-            Arc::new(create_index.finish()),
-            Arc::new(last_seen.finish()),
-        ];
-        Ok(RecordBatch::try_new(index_advice_schema(), arrays)?)
     }
-}
-
-#[async_trait]
-impl TableProvider for IndexAdviceTable {
-    fn schema(&self) -> SchemaRef {
-        index_advice_schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let table = MemTable::try_new(index_advice_schema(), vec![vec![self.batch()?]])?;
-        table.scan(state, projection, filters, limit).await
-    }
+    let arrays: Vec<ArrayRef> = vec![
+        Arc::new(source.finish()),
+        Arc::new(table.finish()),
+        Arc::new(columns.finish()),
+        Arc::new(reason.finish()),
+        Arc::new(times_seen.finish()),
+        Arc::new(rows_read.finish()),
+        Arc::new(create_index.finish()),
+        Arc::new(last_seen.finish()),
+    ];
+    Ok(RecordBatch::try_new(index_advice_schema(), arrays)?)
 }
 
 /// Microseconds since the Unix epoch (0 before it).

@@ -194,18 +194,7 @@ fn sink_semi_joins(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
                     .cloned(),
             );
         }
-        let semi = |below: LogicalPlan| -> Result<LogicalPlan> {
-            Ok(LogicalPlan::Join(Join::try_new(
-                Arc::new(below),
-                Arc::clone(&join.right),
-                join.on.clone(),
-                join.filter.clone(),
-                join.join_type,
-                join.join_constraint,
-                join.null_equality,
-                join.null_aware,
-            )?))
-        };
+        let semi = |below: LogicalPlan| rejoined(join, Arc::new(below), Arc::clone(&join.right));
         Ok(match sink_into(&join.left, &names, &semi)? {
             Some(sunk) => Transformed::yes(sunk),
             None => Transformed::no(node),
@@ -249,16 +238,7 @@ fn sink_into(
             } else {
                 return Ok(None);
             };
-            Ok(Some(LogicalPlan::Join(Join::try_new(
-                left,
-                right,
-                join.on.clone(),
-                join.filter.clone(),
-                join.join_type,
-                join.join_constraint,
-                join.null_equality,
-                join.null_aware,
-            )?)))
+            rejoined(join, left, right).map(Some)
         }
         LogicalPlan::Projection(p) if is_column_projection(input) => {
             Ok(match sink_into(&p.input, names, semi)? {
@@ -271,6 +251,20 @@ fn sink_into(
         }
         _ => Ok(None),
     }
+}
+
+/// `join` over other inputs.
+fn rejoined(join: &Join, left: Arc<LogicalPlan>, right: Arc<LogicalPlan>) -> Result<LogicalPlan> {
+    Ok(LogicalPlan::Join(Join::try_new(
+        left,
+        right,
+        join.on.clone(),
+        join.filter.clone(),
+        join.join_type,
+        join.join_constraint,
+        join.null_equality,
+        join.null_aware,
+    )?))
 }
 
 /// An inner join on `ON` conditions (the only kind this rule moves).
