@@ -691,3 +691,20 @@ pub fn index_name(table: &str, columns: &[String]) -> String {
     }
     name
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_names_are_cut_to_63_bytes_on_a_character_boundary() {
+        assert_eq!(index_name("t", &["a".into(), "b".into()]), "t_a_b_idx");
+        // 'é' is two bytes: the cut at byte 63 would split the 32nd, so
+        // the name keeps 31 of them (62 bytes).
+        let long = "é".repeat(40);
+        let name = index_name(&long, &["k".into()]);
+        assert!(name.len() <= 63, "{name}");
+        assert!(long.starts_with(&name), "{name}");
+        assert_eq!(name.chars().count(), 31);
+    }
+}
