@@ -25,13 +25,15 @@
 //!   fragment's SQL as planned), and the rows its fragments returned;
 //! - `no jr`: the same with `SET spar.join_reorder = false` (the joins in
 //!   the query's order), and the rows its fragments returned;
+//! - `no pp`: the same with `SET spar.push_or_pull = false` (every
+//!   fragment whole, as pushed);
 //! - the fragments Spar sent in its best run, the rows and bytes they
 //!   returned, and its planning time (SQL text to physical plan);
 //! - where all the query's tables are in one source (`one source`), the
 //!   same SQL run directly on that source, Spar ÷ that, and the SQL of
 //!   Spar's one fragment run directly on that source.
 //!
-//! Then the geometric means of spar, off, no rf and no jr ÷ single pg. With
+//! Then the geometric means of spar, off, no rf, no jr and no pp ÷ single pg. With
 //! `TPCH_EXPLAIN=1` in the environment, each query's plan with its
 //! metrics (`EXPLAIN ANALYZE`) is printed after its line.
 //!
@@ -213,6 +215,8 @@ async fn main() -> Result<(), Error> {
     no_rf.sql("SET spar.runtime_filters = false").await?;
     let no_jr = engine.session();
     no_jr.sql("SET spar.join_reorder = false").await?;
+    let no_pp = engine.session();
+    no_pp.sql("SET spar.push_or_pull = false").await?;
     let reference = pg.connect("reference").await?;
     let split = pg.connect("split").await?;
     let mut mariadb = maria.connect("tpch").await?;
@@ -227,7 +231,7 @@ async fn main() -> Result<(), Error> {
         "TPC-H scale {scale} ({ddl:?} DDL), best of {runs}; seconds; ratios against single pg"
     );
     println!(
-        "{:<4} {:>9} {:>8} {:>6} {:>8} {:>6} {:>8} {:>10} {:>8} {:>10} {:>5} {:>10} {:>9} {:>7}  {:<22}",
+        "{:<4} {:>9} {:>8} {:>6} {:>8} {:>6} {:>8} {:>10} {:>8} {:>10} {:>8} {:>5} {:>10} {:>9} {:>7}  {:<22}",
         "q",
         "single pg",
         "spar",
@@ -238,6 +242,7 @@ async fn main() -> Result<(), Error> {
         "no rf rows",
         "no jr",
         "no jr rows",
+        "no pp",
         "frags",
         "rows",
         "MiB",
@@ -246,6 +251,7 @@ async fn main() -> Result<(), Error> {
     );
     let (mut spar_ratios, mut off_ratios) = (Vec::new(), Vec::new());
     let (mut no_rf_ratios, mut no_jr_ratios) = (Vec::new(), Vec::new());
+    let mut no_pp_ratios = Vec::new();
     for (i, sql) in QUERIES.iter().enumerate() {
         if only.as_ref().is_some_and(|only| !only.contains(&(i + 1))) {
             continue;
@@ -267,10 +273,12 @@ async fn main() -> Result<(), Error> {
         spar_run(&off, sql).await?;
         spar_run(&no_rf, sql).await?;
         spar_run(&no_jr, sql).await?;
+        spar_run(&no_pp, sql).await?;
         check_answer(&spar, &reference, i + 1, sql, "spar").await?;
         check_answer(&off, &reference, i + 1, sql, "off").await?;
         check_answer(&no_rf, &reference, i + 1, sql, "no rf").await?;
         check_answer(&no_jr, &reference, i + 1, sql, "no jr").await?;
+        check_answer(&no_pp, &reference, i + 1, sql, "no pp").await?;
         if let (Some(d), Some(fragment)) = (direct.as_mut(), &fragment) {
             d.run(sql).await?;
             d.run(fragment).await?;
@@ -278,6 +286,7 @@ async fn main() -> Result<(), Error> {
         let (mut single, mut t_off, mut t_no_rf) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
         let mut no_rf_rows = 0;
         let (mut t_no_jr, mut no_jr_rows) = (f64::INFINITY, 0);
+        let mut t_no_pp = f64::INFINITY;
         let (mut d_sql, mut d_fragment) = (f64::INFINITY, f64::INFINITY);
         let mut best: Option<(Duration, Fetched)> = None;
         for _ in 0..runs {
@@ -293,6 +302,7 @@ async fn main() -> Result<(), Error> {
             let (t, f) = spar_run(&no_jr, sql).await?;
             t_no_jr = t_no_jr.min(t.as_secs_f64());
             no_jr_rows = f.rows;
+            t_no_pp = t_no_pp.min(spar_run(&no_pp, sql).await?.0.as_secs_f64());
             if let (Some(d), Some(fragment)) = (direct.as_mut(), &fragment) {
                 d_sql = d_sql.min(d.run(sql).await?);
                 d_fragment = d_fragment.min(d.run(fragment).await?);
@@ -309,7 +319,7 @@ async fn main() -> Result<(), Error> {
             None => String::new(),
         };
         println!(
-            "Q{:<3} {single:>9.3} {t:>8.3} {:>6.2} {t_off:>8.3} {:>6.2} {t_no_rf:>8.3} {no_rf_rows:>10} {t_no_jr:>8.3} {no_jr_rows:>10} {:>5} {:>10} {:>9.1} {:>7.1}  {direct}",
+            "Q{:<3} {single:>9.3} {t:>8.3} {:>6.2} {t_off:>8.3} {:>6.2} {t_no_rf:>8.3} {no_rf_rows:>10} {t_no_jr:>8.3} {no_jr_rows:>10} {t_no_pp:>8.3} {:>5} {:>10} {:>9.1} {:>7.1}  {direct}",
             i + 1,
             t / single,
             t_off / single,
@@ -325,13 +335,15 @@ async fn main() -> Result<(), Error> {
         off_ratios.push(t_off / single);
         no_rf_ratios.push(t_no_rf / single);
         no_jr_ratios.push(t_no_jr / single);
+        no_pp_ratios.push(t_no_pp / single);
     }
     println!(
-        "geometric mean: spar / single pg = {:.2}, off / single pg = {:.2}, no rf / single pg = {:.2}, no jr / single pg = {:.2}",
+        "geometric mean: spar / single pg = {:.2}, off / single pg = {:.2}, no rf / single pg = {:.2}, no jr / single pg = {:.2}, no pp / single pg = {:.2}",
         geomean(&spar_ratios),
         geomean(&off_ratios),
         geomean(&no_rf_ratios),
-        geomean(&no_jr_ratios)
+        geomean(&no_jr_ratios),
+        geomean(&no_pp_ratios)
     );
     Ok(())
 }

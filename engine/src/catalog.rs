@@ -285,6 +285,7 @@ pub(crate) async fn refresh_statistics(
                 }
                 table.set_indexes(indexes);
                 replicas.forget_index_advice(&meta.name.to_string());
+                replicas.forget_fragment_times();
                 replicas.record_success(target);
                 return Ok((stats, target.to_string()));
             }

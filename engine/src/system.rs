@@ -5,7 +5,9 @@
 //! latency, in-flight fragments, failures, last error) and `index_advice`
 //! (indexes that fragments run on a source would have used: source,
 //! table, columns, why, times seen, rows read without them, and the
-//! `CREATE INDEX` that makes one). Each scan reads
+//! `CREATE INDEX` that makes one) and `source_calibration` (each source's
+//! speed against the cost model's defaults, measured from the fragments
+//! it ran, and how many fragments' recent times it remembers). Each scan reads
 //! the live state, so two queries a second apart may differ. `system.replicas`
 //! (two parts) names the same table as `system.main.replicas`.
 //!
@@ -47,6 +49,7 @@ pub(crate) fn catalog(engine: WeakEngine) -> DfResult<Arc<MemoryCatalogProvider>
             replicas_batch as Rows,
         ),
         ("index_advice", index_advice_schema, index_advice_batch),
+        ("source_calibration", calibration_schema, calibration_batch),
     ];
     for (name, schema_of, rows) in tables {
         datafusion::catalog::SchemaProvider::register_table(
@@ -232,6 +235,59 @@ fn index_advice_batch(sources: &[SourceInfo]) -> DfResult<RecordBatch> {
         Arc::new(last_seen.finish()),
     ];
     Ok(RecordBatch::try_new(index_advice_schema(), arrays)?)
+}
+
+/// `system.source_calibration`: one row per SQL source, its speed against
+/// the cost model's defaults as measured from the fragments it ran (see
+/// `spar_planner::cost`).
+fn calibration_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("scan_factor", DataType::Float64, false),
+        Field::new("work_factor", DataType::Float64, false),
+        Field::new("scan_fragments", DataType::Int64, false),
+        Field::new("work_fragments", DataType::Int64, false),
+        Field::new("fragments_remembered", DataType::Int64, false),
+        Field::new(
+            "last_measured",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+    ]))
+}
+
+/// The rows of `system.source_calibration`.
+fn calibration_batch(sources: &[SourceInfo]) -> DfResult<RecordBatch> {
+    let mut source = StringBuilder::new();
+    let mut scan = Float64Builder::new();
+    let mut work = Float64Builder::new();
+    let mut scan_fragments = Int64Builder::new();
+    let mut work_fragments = Int64Builder::new();
+    let mut remembered = Int64Builder::new();
+    let mut last = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+    for info in sources {
+        let Some(set) = &info.replica_set else {
+            continue;
+        };
+        let c = set.calibration();
+        source.append_value(&info.name);
+        scan.append_value(c.speed.scan);
+        work.append_value(c.speed.work);
+        scan_fragments.append_value(i64::try_from(c.scan_samples).unwrap_or(i64::MAX));
+        work_fragments.append_value(i64::try_from(c.work_samples).unwrap_or(i64::MAX));
+        remembered.append_value(i64::try_from(c.remembered).unwrap_or(i64::MAX));
+        last.append_option(c.last_measured.map(micros));
+    }
+    let arrays: Vec<ArrayRef> = vec![
+        Arc::new(source.finish()),
+        Arc::new(scan.finish()),
+        Arc::new(work.finish()),
+        Arc::new(scan_fragments.finish()),
+        Arc::new(work_fragments.finish()),
+        Arc::new(remembered.finish()),
+        Arc::new(last.finish()),
+    ];
+    Ok(RecordBatch::try_new(calibration_schema(), arrays)?)
 }
 
 /// Microseconds since the Unix epoch (0 before it).

@@ -576,7 +576,12 @@ mod tests {
             },
             indexes: vec![],
         };
-        let source = SourceTable::new("sales", meta, postgres_dialect(), Arc::new(TestRunner));
+        let source = SourceTable::new(
+            "sales",
+            meta,
+            postgres_dialect(),
+            Arc::new(TestRunner::default()),
+        );
         LogicalPlanBuilder::scan(table, provider_as_source(Arc::new(source)), None)
             .unwrap_or_else(|e| panic!("{e}"))
     }
@@ -700,7 +705,12 @@ mod tests {
             stats: TableStats::unknown(1),
             indexes: vec![],
         };
-        let source = SourceTable::new("sales", meta, postgres_dialect(), Arc::new(TestRunner));
+        let source = SourceTable::new(
+            "sales",
+            meta,
+            postgres_dialect(),
+            Arc::new(TestRunner::default()),
+        );
         let plan = LogicalPlanBuilder::scan("t", provider_as_source(Arc::new(source)), None)
             .and_then(|b| b.filter(col("a").eq(lit(1_i64))))
             .and_then(|b| b.build())

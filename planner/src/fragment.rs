@@ -12,6 +12,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
 use datafusion::physical_plan::ExecutionPlan;
 use spar_connectors::SqlDialect;
 
+use crate::cost::SourceSpeed;
 use crate::resume::ResumableScan;
 
 /// Turns a [`Fragment`] into an operator that runs it on its source.
@@ -22,6 +23,18 @@ use crate::resume::ResumableScan;
 pub trait FragmentRunner: Debug + Send + Sync {
     /// The physical operator that runs `fragment` and streams its rows.
     fn plan_fragment(&self, fragment: &Fragment) -> Result<Arc<dyn ExecutionPlan>>;
+
+    /// How fast the source has been, against the cost model's defaults
+    /// (see [`crate::cost`]); the defaults until it has been measured.
+    fn speed(&self) -> SourceSpeed {
+        SourceSpeed::default()
+    }
+
+    /// The seconds that recent runs of a fragment sending exactly `sql`
+    /// took, when the source has run one.
+    fn measured(&self, _sql: &str) -> Option<f64> {
+        None
+    }
 }
 
 /// A sub-plan that one source runs whole, with the SQL it is sent as.
@@ -46,6 +59,41 @@ pub struct Fragment {
     /// For a scan of one table with a usable key: how to read it in key
     /// order and continue after any key (see [`crate::resume`]).
     pub resume: Option<Arc<ResumableScan>>,
+    /// What `push_or_pull` decided of it (EXPLAIN shows it); a fragment
+    /// it split from a larger one is not merged again.
+    pub choice: Option<Arc<Choice>>,
+}
+
+/// What `push_or_pull` decided for a fragment whose sub-plan it could
+/// also run locally, over smaller fragments (see [`crate::push_or_pull`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    /// Whether the fragment is a piece of a sub-plan that was split.
+    pub split: bool,
+    /// The seconds of running the sub-plan whole in the source.
+    pub whole: f64,
+    /// Whether `whole` was measured (a run of the same SQL), not estimated.
+    pub whole_measured: bool,
+    /// The seconds of the split plan, estimated (with its fragments'
+    /// measured times where known).
+    pub split_cost: f64,
+}
+
+impl fmt::Display for Choice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let whole = if self.whole_measured {
+            "measured"
+        } else {
+            "estimated"
+        };
+        write!(
+            f,
+            "{} (whole {:.3}s {whole}, split {:.3}s estimated)",
+            if self.split { "split" } else { "whole" },
+            self.whole,
+            self.split_cost
+        )
+    }
 }
 
 impl Fragment {

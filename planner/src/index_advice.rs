@@ -251,7 +251,7 @@ fn resolve(reads: &[Read], column: &Column) -> Option<usize> {
 
 /// The bare column a conjunct compares with constants in a way an index
 /// on it serves.
-fn indexable_column(e: &Expr) -> Option<&Column> {
+pub(crate) fn indexable_column(e: &Expr) -> Option<&Column> {
     match e {
         // `c = 1 OR c = 2` (DataFusion's spelling of a short IN list).
         Expr::BinaryExpr(BinaryExpr {
@@ -311,7 +311,7 @@ fn has_prefix(pattern: &ScalarValue) -> bool {
 }
 
 /// Whether an index a lookup on `column` can use has it first.
-fn leads_an_index(meta: &TableMeta, column: &str) -> bool {
+pub(crate) fn leads_an_index(meta: &TableMeta, column: &str) -> bool {
     meta.indexes
         .iter()
         .any(|i| !i.partial && !i.expression && i.columns.first().is_some_and(|c| c == column))

@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //!
+//! - [`cost`]: the seconds a sub-plan costs in a source, to send, and
+//!   locally, and [`SourceSpeed`], a source's measured speed.
 //! - [`cardinality`]: estimated rows and distinct values of a fragment's
 //!   sub-plan, from the source's statistics.
 //! - [`source_table`]: [`SourceTable`], the DataFusion table of a SQL
@@ -21,6 +23,8 @@
 //!   spelled again to continue after the last row read.
 //! - [`join_order`]: [`ReorderJoins`], the order of a tree of inner joins
 //!   chosen by cost.
+//! - [`push_or_pull`]: [`PushOrPull`], a fragment's sub-plan run partly
+//!   locally where that is cheaper than running it whole.
 //! - [`index_advice`]: the indexes that would serve a fragment's
 //!   selective filters and cross-source join keys.
 //! - [`runtime_filter`]: a hash join's build-side keys read from
@@ -32,6 +36,7 @@
 //! [`spar_analyzer_rules`] to DataFusion's analyzer rules.
 
 pub mod cardinality;
+pub mod cost;
 pub mod fragment;
 pub mod index_advice;
 pub mod join_order;
@@ -39,6 +44,7 @@ pub mod options;
 pub mod pad_space;
 pub mod physical;
 pub mod push_down_fragments;
+pub mod push_or_pull;
 pub mod resume;
 pub mod runtime_filter;
 mod source_plan;
@@ -52,13 +58,15 @@ use std::sync::Arc;
 
 use datafusion::optimizer::{AnalyzerRule, OptimizerRule};
 
-pub use fragment::{Fragment, FragmentRunner, TableStatistics};
+pub use cost::{SourceCost, SourceSpeed};
+pub use fragment::{Choice, Fragment, FragmentRunner, TableStatistics};
 pub use index_advice::{AdviceReason, IndexAdvice};
 pub use join_order::ReorderJoins;
 pub use options::{SparOptions, Timeout};
 pub use pad_space::PadSpace;
 pub use physical::SparQueryPlanner;
 pub use push_down_fragments::PushDownFragments;
+pub use push_or_pull::PushOrPull;
 pub use resume::ResumableScan;
 pub use source_table::{RefreshClaim, SourceTable};
 
@@ -71,10 +79,12 @@ pub fn spar_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         // Before the plan is cut into fragments: the order decides which
         // tables meet in one source.
         Arc::new(ReorderJoins::new()),
-        // Last: it needs DataFusion's projection, filter and limit pushdown
+        // Then: it needs DataFusion's projection, filter and limit pushdown
         // into the scans to have happened, and it hides the scans it
         // replaces from every rule after it.
         Arc::new(PushDownFragments::new()),
+        // Over the fragments just cut: which to run partly locally.
+        Arc::new(PushOrPull::new()),
     ]
 }
 

@@ -31,6 +31,12 @@ extensions_options! {
         /// filter the large ones), rather than in the order the query
         /// names them. `false` joins them as written.
         pub join_reorder: bool, default = true
+        /// Run part of a fragment's sub-plan locally, over smaller
+        /// fragments, where the cost model (with the source's measured
+        /// speed and the fragment's measured times) finds that at most
+        /// half as dear as running it whole in the source. `false` pushes
+        /// everything a source can run.
+        pub push_or_pull: bool, default = true
     }
 }
 

@@ -182,7 +182,12 @@ fn merge(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
     let Some(first) = fragments.first() else {
         return Ok(Transformed::no(node));
     };
+    // A piece of a sub-plan `push_or_pull` split stays apart: the node
+    // above it was found cheaper to run locally.
     if fragments.iter().any(|f| f.source != first.source)
+        || fragments
+            .iter()
+            .any(|f| f.choice.as_ref().is_some_and(|c| c.split))
         || !node
             .expressions()
             .iter()
@@ -210,6 +215,7 @@ fn merge(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
         dialect: Arc::clone(&first.dialect),
         runner: Arc::clone(&first.runner),
         resume: None,
+        choice: None,
     };
     Ok(Transformed::yes(match node {
         // Sorted again locally: the order is not known to survive.

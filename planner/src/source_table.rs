@@ -234,6 +234,7 @@ impl SourceTable {
             dialect: Arc::clone(&self.dialect),
             runner: Arc::clone(&self.runner),
             resume,
+            choice: None,
         })
     }
 

@@ -58,10 +58,26 @@ pub fn postgres_dialect() -> Arc<dyn SqlDialect> {
 }
 
 /// Plans fragments as a leaf that only displays them.
-#[derive(Debug)]
-pub struct TestRunner;
+#[derive(Debug, Default)]
+pub struct TestRunner {
+    /// The speed it reports.
+    pub speed: crate::SourceSpeed,
+    /// The seconds it reports for fragments whose SQL holds each text.
+    pub measured: Vec<(&'static str, f64)>,
+}
 
 impl FragmentRunner for TestRunner {
+    fn speed(&self) -> crate::SourceSpeed {
+        self.speed
+    }
+
+    fn measured(&self, sql: &str) -> Option<f64> {
+        self.measured
+            .iter()
+            .find(|(text, _)| sql.contains(text))
+            .map(|(_, s)| *s)
+    }
+
     fn plan_fragment(&self, fragment: &Fragment) -> Result<Arc<dyn ExecutionPlan>> {
         let schema = Arc::new(fragment.df_schema().as_arrow().clone());
         let properties = PlanProperties::new(
@@ -162,12 +178,21 @@ pub fn table_with_stats(
 /// A table of `source` (spelled as [`table_with_stats`] says) described
 /// by `meta`.
 pub fn table_with_meta(source: &str, meta: TableMeta) -> Arc<SourceTable> {
+    table_with_runner(source, meta, Arc::new(TestRunner::default()))
+}
+
+/// A table as [`table_with_meta`] makes, run by `runner`.
+pub fn table_with_runner(
+    source: &str,
+    meta: TableMeta,
+    runner: Arc<dyn FragmentRunner>,
+) -> Arc<SourceTable> {
     let unparser: &'static (dyn Dialect + Sync) = if source == "crm" { &MYSQL } else { &POSTGRES };
     Arc::new(SourceTable::new(
         source,
         meta,
         Arc::new(TestDialect { unparser }),
-        Arc::new(TestRunner),
+        runner,
     ))
 }
 

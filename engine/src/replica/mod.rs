@@ -19,12 +19,14 @@
 //! [`ReplicaSet::report_failure`].
 
 mod advice;
+mod calibration;
 mod health;
 mod latency;
 mod settings;
 mod stall;
 
 pub use advice::AdviceRecord;
+pub use calibration::{CalibrationReport, FragmentTime};
 pub use health::Circuit;
 pub use latency::{HistogramSnapshot, FIRST_BATCH_BUCKETS};
 pub use settings::{HedgeAfter, ReplicaSettings, Resume, MAX_CIRCUIT_BACKOFF};
@@ -96,6 +98,8 @@ struct Inner {
     recent: RecentLatencies,
     /// Indexes fragments run here would have used.
     advisor: advice::Advisor,
+    /// The source's measured speed and its fragments' recent times.
+    calibration: calibration::Calibration,
 }
 
 /// Counters for `/metrics` and `system.replicas`, shared by every fragment
@@ -257,6 +261,7 @@ impl ReplicaSet {
                 counters: Counters::default(),
                 recent: RecentLatencies::default(),
                 advisor: advice::Advisor::default(),
+                calibration: calibration::Calibration::default(),
             }),
         }
     }
@@ -407,6 +412,33 @@ impl ReplicaSet {
     /// rows read without them first.
     pub fn index_advice(&self) -> Vec<AdviceRecord> {
         self.inner.advisor.records()
+    }
+
+    /// Takes one fragment's measured run into the source's speed and the
+    /// fragment's recent times.
+    pub fn record_fragment_time(&self, run: &FragmentTime<'_>) {
+        self.inner.calibration.record(run);
+    }
+
+    /// The source's speed against the cost model's defaults, as measured.
+    pub fn speed(&self) -> spar_planner::SourceSpeed {
+        self.inner.calibration.speed()
+    }
+
+    /// The recent seconds of fragments that sent `sql`.
+    pub fn measured(&self, sql: &str) -> Option<f64> {
+        self.inner.calibration.measured(sql)
+    }
+
+    /// What `system.source_calibration` shows of the source.
+    pub fn calibration(&self) -> CalibrationReport {
+        self.inner.calibration.report()
+    }
+
+    /// Forgets the fragments' recent times, so that plans are weighed by
+    /// the model again (a table's statistics were read again).
+    pub fn forget_fragment_times(&self) {
+        self.inner.calibration.forget_times();
     }
 
     /// Drops the advice recorded for `table` (`schema.table`), once its

@@ -24,9 +24,11 @@ use datafusion::physical_plan::{
 };
 use spar_connectors::SqlDialect;
 use spar_planner::index_advice::index_advice;
-use spar_planner::{Fragment, FragmentRunner, IndexAdvice, SparOptions, TableStatistics};
+use spar_planner::{
+    Choice, Fragment, FragmentRunner, IndexAdvice, SourceSpeed, SparOptions, TableStatistics,
+};
 
-use super::stream::{FragmentStream, RuntimeFilters, Served, Spelling};
+use super::stream::{FragmentStream, RuntimeFilters, Served, Spelling, Timing};
 use crate::replica::{ReplicaSet, Resume};
 
 /// Runs one fragment's SQL on a replica of its source.
@@ -59,6 +61,10 @@ pub struct FragmentExec {
     /// for the join keys its runtime filters carry (EXPLAIN,
     /// `system.index_advice`).
     advice: Vec<IndexAdvice>,
+    /// What `push_or_pull` decided of the fragment (EXPLAIN).
+    choice: Option<Arc<Choice>>,
+    /// What its runs are measured against.
+    timing: Option<Timing>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
     /// The replicas that served the last execution, for EXPLAIN ANALYZE.
@@ -111,6 +117,11 @@ impl FragmentExec {
             statistics: Arc::clone(&fragment.statistics),
             statistics_note,
             advice: fragment.index_advice(&[]),
+            choice: fragment.choice.clone(),
+            timing: spar_planner::cost::source_cost(&fragment.plan).map(|predicted| Timing {
+                sql: fragment.sql.as_str().into(),
+                predicted,
+            }),
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
             served: Arc::new(Mutex::new(Served::default())),
@@ -170,6 +181,8 @@ impl FragmentExec {
             statistics: Arc::clone(&self.statistics),
             statistics_note: self.statistics_note.clone(),
             advice,
+            choice: self.choice.clone(),
+            timing: self.timing.clone(),
             properties: Arc::clone(&self.properties),
             metrics: ExecutionPlanMetricsSet::new(),
             served: Arc::new(Mutex::new(Served::default())),
@@ -270,6 +283,9 @@ impl DisplayAs for FragmentExec {
                 if let Some(runtime) = &runtime {
                     writeln!(f, "runtime_filter={runtime}")?;
                 }
+                if let Some(choice) = self.choice.as_ref().filter(|c| c.split) {
+                    writeln!(f, "push_or_pull={choice}")?;
+                }
                 write!(f, "sql={sql}")
             }
             _ => {
@@ -285,6 +301,14 @@ impl DisplayAs for FragmentExec {
                 }
                 if let Some(runtime) = &runtime {
                     write!(f, ", runtime_filter={runtime}")?;
+                }
+                // A split is shown always; a fragment kept whole, in VERBOSE.
+                if let Some(choice) = self
+                    .choice
+                    .as_ref()
+                    .filter(|c| c.split || t == DisplayFormatType::Verbose)
+                {
+                    write!(f, ", push_or_pull={choice}")?;
                 }
                 write!(f, ", sql={}", sql.replace('\n', " "))?;
                 match sent {
@@ -395,6 +419,7 @@ impl ExecutionPlan for FragmentExec {
             self.replicas.clone(),
             self.spelling.clone(),
             self.runtime_filters.for_plan(&self.plan, &self.statistics),
+            self.timing.clone(),
             &self.metrics,
             Arc::clone(&self.served),
         )))
@@ -416,5 +441,13 @@ impl ExecutionPlan for FragmentExec {
 impl FragmentRunner for ReplicaSet {
     fn plan_fragment(&self, fragment: &Fragment) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(Arc::new(FragmentExec::new(fragment, self.clone())?))
+    }
+
+    fn speed(&self) -> SourceSpeed {
+        ReplicaSet::speed(self)
+    }
+
+    fn measured(&self, sql: &str) -> Option<f64> {
+        ReplicaSet::measured(self, sql)
     }
 }

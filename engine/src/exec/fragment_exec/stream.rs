@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
@@ -28,17 +29,17 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_expr::expressions::{CastExpr, Column};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{
-    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder,
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, Time,
 };
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use spar_connectors::ReplicaPosition;
 use spar_planner::runtime_filter::{allowed_by, spell, Allowed, Respelled};
-use spar_planner::ResumableScan;
+use spar_planner::{ResumableScan, SourceCost};
 
 use super::fingerprint::Fingerprint;
 use crate::error::EngineError;
-use crate::replica::{is_retryable, Opened, ReplicaSet};
+use crate::replica::{is_retryable, FragmentTime, Opened, ReplicaSet};
 
 /// What a fragment runs: its SQL, and how to continue it when it can.
 #[derive(Debug, Clone)]
@@ -53,6 +54,31 @@ pub(super) struct Spelling {
     /// Whether a failure after rows were emitted reruns the SQL and skips
     /// the rows already emitted (checked by their fingerprint).
     pub(super) replay: bool,
+}
+
+/// What a run of the fragment is measured against, for the source's
+/// calibration (see `ReplicaSet::record_fragment_time`).
+#[derive(Debug, Clone)]
+pub(super) struct Timing {
+    /// The SQL as planned (before runtime filters), which `push_or_pull`
+    /// looks its time up by.
+    pub(super) sql: Arc<str>,
+    /// What the cost model predicted of the sub-plan.
+    pub(super) predicted: SourceCost,
+}
+
+/// The measuring of one execution.
+struct Measuring {
+    timing: Timing,
+    /// When the first replica was asked.
+    started: Option<Instant>,
+    /// Arrow bytes read.
+    bytes: usize,
+    /// Whether the run failed over, reran or resumed (its time then says
+    /// nothing of the source's speed).
+    retried: bool,
+    /// DataFusion's `source_time`: from asking to the last row.
+    source_time: Time,
 }
 
 /// The replicas that served one execution and what it took, for EXPLAIN
@@ -202,6 +228,7 @@ impl FragmentStream {
         replicas: ReplicaSet,
         spelling: Spelling,
         runtime: Option<PendingFilters>,
+        timing: Option<Timing>,
         metrics: &ExecutionPlanMetricsSet,
         served: Arc<Mutex<Served>>,
     ) -> Self {
@@ -227,6 +254,13 @@ impl FragmentStream {
             failures_in_a_row: 0,
             position: None,
             rows_read: 0,
+            measuring: timing.map(|timing| Measuring {
+                timing,
+                started: None,
+                bytes: 0,
+                retried: false,
+                source_time: MetricBuilder::new(metrics).subset_time("source_time", 0),
+            }),
             done: false,
         };
         let inner = futures::stream::unfold(runner, |mut r| async move {
@@ -305,6 +339,8 @@ struct Runner {
     position: Option<ReplicaPosition>,
     /// Rows read from the source, over every replica.
     rows_read: usize,
+    /// The run's time, for the source's calibration.
+    measuring: Option<Measuring>,
     done: bool,
 }
 
@@ -378,6 +414,9 @@ impl Runner {
     /// Opens the fragment on a replica (those that failed it since its
     /// last new row tried last), from the start or after the last key read.
     async fn open(&mut self) -> Result<()> {
+        if let Some(m) = &mut self.measuring {
+            m.started.get_or_insert_with(Instant::now);
+        }
         let (sql, schema) = match (&self.spelling.resume, &self.last_key) {
             (Some(scan), Some(key)) => (
                 scan.sql(Some(key), self.rows_read)?,
@@ -406,6 +445,9 @@ impl Runner {
             rest,
         } = opened;
         self.counters.attempts.add(attempts);
+        if let Some(m) = self.measuring.as_mut().filter(|_| attempts > 1) {
+            m.retried = true;
+        }
         self.counters.failovers.add(failovers);
         self.counters.hedges.add(hedges);
         if let Ok(mut served) = self.served.lock() {
@@ -441,6 +483,7 @@ impl Runner {
     /// replay ended before reading again every row already emitted.
     fn end(&mut self) -> Result<()> {
         self.done = true;
+        self.measured();
         if let Some(replaying) = &self.replaying {
             let why = format!(
                 "rerun on another replica, it returned {} rows, fewer than the {} already delivered (its data differs)",
@@ -450,6 +493,29 @@ impl Runner {
             return Err(self.replay_failed(why));
         }
         self.release()
+    }
+
+    /// Records the run's time, once it read the source's last row: in
+    /// EXPLAIN ANALYZE (`source_time`) and, when it ran on one replica
+    /// from start to end, in the source's calibration.
+    fn measured(&mut self) {
+        let Some(m) = self.measuring.take() else {
+            return;
+        };
+        let Some(started) = m.started else {
+            return;
+        };
+        let elapsed = started.elapsed();
+        m.source_time.add_duration(elapsed);
+        if !m.retried && self.replaying.is_none() {
+            self.replicas.record_fragment_time(&FragmentTime {
+                sql: &m.timing.sql,
+                predicted: m.timing.predicted,
+                rows: self.rows_read,
+                bytes: m.bytes,
+                elapsed,
+            });
+        }
     }
 
     /// Ends a replay whose first rows are not the rows already delivered.
@@ -482,6 +548,9 @@ impl Runner {
             return Ok(());
         }
         self.rows_read += batch.num_rows();
+        if let Some(m) = &mut self.measuring {
+            m.bytes += batch.get_array_memory_size();
+        }
         let batch = match self.skip_emitted(batch)? {
             Some(batch) => batch,
             None => return Ok(()),
@@ -569,6 +638,9 @@ impl Runner {
             )));
         }
         self.replicas.report_failure(index, &error);
+        if let Some(m) = &mut self.measuring {
+            m.retried = true;
+        }
         tracing::warn!(source = %self.spelling.source, replica = %target, error = %error, "fragment's replica failed mid-stream");
         // Each replica gets two turns; then a failure that recurs before
         // any new row ends the fragment rather than loop.

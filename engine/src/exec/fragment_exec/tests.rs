@@ -169,8 +169,14 @@ async fn run(set: &ReplicaSet) -> (Vec<i64>, Option<String>, Vec<String>, String
         resume: None,
         replay: set.settings().resume != Resume::Off,
     };
-    let mut stream =
-        FragmentStream::new(set.clone(), spelling, None, &metrics, Arc::clone(&served));
+    let mut stream = FragmentStream::new(
+        set.clone(),
+        spelling,
+        None,
+        None,
+        &metrics,
+        Arc::clone(&served),
+    );
     let mut values = Vec::new();
     let mut error = None;
     while let Some(item) = stream.next().await {
@@ -509,6 +515,7 @@ fn pushed(
         dialect: Arc::new(spar_connectors::sqlite::SqliteSqlDialect),
         runner: Arc::new(NoRunner),
         resume: None,
+        choice: None,
     };
     let exec = super::FragmentExec::new(&fragment, replicas(&[Script::Rows(1)], 1))
         .unwrap_or_else(|e| panic!("{e}"));
