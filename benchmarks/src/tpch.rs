@@ -35,7 +35,8 @@
 //!
 //! Then the geometric means of spar, off, no rf, no jr and no pp ÷ single pg. With
 //! `TPCH_EXPLAIN=1` in the environment, each query's plan with its
-//! metrics (`EXPLAIN ANALYZE`) is printed after its line.
+//! metrics (`EXPLAIN ANALYZE`; `TPCH_EXPLAIN=verbose`: `EXPLAIN ANALYZE
+//! VERBOSE`) is printed after its line.
 //!
 //! Before timing a query, its answer through Spar (pushdown on and off) is
 //! checked against the reference database's, row by row
@@ -161,9 +162,18 @@ impl Direct<'_> {
 
 /// `EXPLAIN ANALYZE` of `sql`: the plan with its metrics, each line cut
 /// at 600 characters.
+/// ` VERBOSE` with `TPCH_EXPLAIN=verbose` (which also shows each
+/// fragment's push-or-pull choice and the SQL it sent).
+fn verbose() -> &'static str {
+    match std::env::var("TPCH_EXPLAIN") {
+        Ok(v) if v == "verbose" => " VERBOSE",
+        _ => "",
+    }
+}
+
 async fn print_plan(session: &Session, sql: &str) -> Result<(), Error> {
     let batches = session
-        .sql(&format!("EXPLAIN ANALYZE {sql}"))
+        .sql(&format!("EXPLAIN ANALYZE{} {sql}", verbose()))
         .await?
         .collect()
         .await?;
