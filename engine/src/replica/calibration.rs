@@ -96,7 +96,7 @@ impl Calibration {
             }
         } else if run.predicted.work >= LEAST_PREDICTED {
             // What reading and sending do not explain is the work.
-            let scan_factor = state.scan.map_or(1.0, f64::exp);
+            let scan_factor = state.speed().scan;
             let rest = (seconds - FRAGMENT - scan * scan_factor).max(seconds * 0.05);
             state.work = Some(averaged(state.work, rest / run.predicted.work));
             state.work_samples += 1;
@@ -126,13 +126,9 @@ impl Calibration {
 
     /// The factors measured so far.
     pub(super) fn speed(&self) -> SourceSpeed {
-        let Ok(state) = self.state.lock() else {
-            return SourceSpeed::default();
-        };
-        SourceSpeed {
-            scan: state.scan.map_or(1.0, f64::exp),
-            work: state.work.map_or(1.0, f64::exp),
-        }
+        self.state
+            .lock()
+            .map_or_else(|_| SourceSpeed::default(), |state| state.speed())
     }
 
     /// The recent seconds of fragments sending `sql`.
@@ -161,14 +157,21 @@ impl Calibration {
             };
         };
         CalibrationReport {
-            speed: SourceSpeed {
-                scan: state.scan.map_or(1.0, f64::exp),
-                work: state.work.map_or(1.0, f64::exp),
-            },
+            speed: state.speed(),
             scan_samples: state.scan_samples,
             work_samples: state.work_samples,
             remembered: state.times.len(),
             last_measured: state.last_measured,
+        }
+    }
+}
+
+impl State {
+    /// The factors measured so far (1.0 until measured).
+    fn speed(&self) -> SourceSpeed {
+        SourceSpeed {
+            scan: self.scan.map_or(1.0, f64::exp),
+            work: self.work.map_or(1.0, f64::exp),
         }
     }
 }
